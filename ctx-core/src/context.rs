@@ -1,0 +1,396 @@
+use std::fmt;
+use std::future::{Future, IntoFuture};
+
+use tokio::task::JoinHandle;
+use tokio::time::{Duration, Instant};
+
+use crate::after_func::AfterFunc;
+use crate::done::{Done, Run};
+use crate::error::{Cause, Error};
+use crate::handle::CancelHandle;
+use crate::sync::Arc;
+use crate::tree::{Node, Now};
+use crate::values::{self, Values};
+
+/// Cancellation, a deadline and request-scoped values, passed from a caller to everything it
+/// starts. Go: `context.Context`.
+///
+/// A `Context` is cheap to clone (at most two reference counts), `Send + Sync + 'static`, and
+/// every method takes `&self`. Derive children with [`with_cancel`](Self::with_cancel),
+/// [`with_timeout`](Self::with_timeout), [`with_deadline`](Self::with_deadline) and
+/// [`with_value`](Self::with_value); a child ends when its parent ends, never the other way.
+///
+/// ```
+/// use std::time::Duration;
+/// use ctx_core::{Context, Error};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(100));
+/// let slow = tokio::time::sleep(Duration::from_secs(10));
+/// assert_eq!(ctx.run(slow).await, Err(Error::DeadlineExceeded));
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct Context {
+    node: Option<Arc<Node>>,
+    values: Option<Values>,
+}
+
+impl Context {
+    /// The root context: never ends, has no deadline and no values. Costs no allocation.
+    /// Go: `context.Background()`. Also [`Context::default()`].
+    pub const fn background() -> Context {
+        Context {
+            node: None,
+            values: None,
+        }
+    }
+
+    /// Same as [`background`](Self::background); marks a place where the right context is not
+    /// plumbed through yet. Go: `context.TODO()`.
+    pub const fn todo() -> Context {
+        Context::background()
+    }
+
+    pub(crate) fn node(&self) -> Option<&Node> {
+        self.node.as_deref()
+    }
+
+    fn derive(
+        &self,
+        own_deadline: Option<Instant>,
+        cause: Option<Cause>,
+    ) -> (Context, CancelHandle) {
+        let node = Node::derive(self.node.as_ref(), own_deadline, cause);
+        let ctx = Context {
+            node: Some(node.clone()),
+            values: self.values.clone(),
+        };
+        (ctx, CancelHandle::new(node))
+    }
+
+    /// A child that ends when `handle` is cancelled or dropped, or when `self` ends.
+    /// Go: `context.WithCancel(ctx)` and `context.WithCancelCause(ctx)` (use
+    /// [`CancelHandle::cancel_with_cause`]).
+    ///
+    /// If `self` has already ended, the child has ended too, with the same `err()` and
+    /// `cause()`.
+    ///
+    /// ```
+    /// use ctx_core::{Context, Error};
+    ///
+    /// let (parent, parent_handle) = Context::background().with_cancel();
+    /// let (child, _child_handle) = parent.with_cancel();
+    /// parent_handle.cancel();
+    /// assert_eq!(child.err(), Some(Error::Canceled));
+    /// ```
+    pub fn with_cancel(&self) -> (Context, CancelHandle) {
+        self.derive(None, None)
+    }
+
+    /// A child that also ends with [`Error::DeadlineExceeded`] `timeout` from now.
+    /// Go: `context.WithTimeout(ctx, timeout)`.
+    ///
+    /// Same as `with_deadline(Instant::now() + timeout)`; a timeout too large to represent
+    /// (`Duration::MAX`) means no deadline of its own. `Duration::ZERO` gives a context that
+    /// has already ended. No timer is started: one exists only while someone awaits
+    /// [`done()`](Self::done) or an after-func needs it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    /// assert_eq!(ctx.err(), None);
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+    /// # }
+    /// ```
+    pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
+        self.derive(Instant::now().checked_add(timeout), None)
+    }
+
+    /// A child that also ends with [`Error::DeadlineExceeded`] at `deadline`.
+    /// Go: `context.WithDeadline(ctx, deadline)`.
+    ///
+    /// If `self`'s deadline is no later, the child keeps that one instead. A deadline that is
+    /// not in the future gives a context that has already ended.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use ctx_core::Context;
+    ///
+    /// let soon = Instant::now() + Duration::from_secs(1);
+    /// let (parent, _p) = Context::background().with_deadline(soon);
+    /// let (child, _c) = parent.with_deadline(soon + Duration::from_secs(60));
+    /// assert_eq!(child.deadline(), Some(soon)); // the parent's is earlier
+    /// ```
+    pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelHandle) {
+        self.derive(Some(deadline), None)
+    }
+
+    /// Like [`with_timeout`](Self::with_timeout); if the timeout ends the child, its
+    /// [`cause()`](Self::cause) is `cause` while [`err()`](Self::err) is still
+    /// `DeadlineExceeded`. Go: `context.WithTimeoutCause`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::{Context, Error};
+    ///
+    /// let (ctx, _h) = Context::background().with_timeout_cause(Duration::ZERO, "lookup too slow");
+    /// assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "lookup too slow");
+    /// ```
+    pub fn with_timeout_cause(
+        &self,
+        timeout: Duration,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> (Context, CancelHandle) {
+        let deadline = Instant::now().checked_add(timeout);
+        self.derive(deadline, Some(Cause::from(cause.into())))
+    }
+
+    /// Like [`with_deadline`](Self::with_deadline), with the `cause` reported if the deadline
+    /// ends the child. Go: `context.WithDeadlineCause`.
+    pub fn with_deadline_cause(
+        &self,
+        deadline: Instant,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> (Context, CancelHandle) {
+        self.derive(Some(deadline), Some(Cause::from(cause.into())))
+    }
+
+    /// A child carrying `value`, found by [`value::<T>()`](Self::value) here and in every
+    /// context derived from the child. Go: `context.WithValue(ctx, key, value)`, with the type
+    /// as the key: define a type per value to keep keys from colliding.
+    ///
+    /// A nearer value of the same type shadows a farther one. The child ends exactly when
+    /// `self` does.
+    ///
+    /// ```
+    /// use ctx_core::Context;
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct RequestId(u64);
+    ///
+    /// let ctx = Context::background().with_value(RequestId(7));
+    /// let (child, _h) = ctx.with_cancel();
+    /// assert_eq!(child.value::<RequestId>(), Some(&RequestId(7)));
+    /// assert_eq!(child.value::<String>(), None);
+    /// ```
+    pub fn with_value<T: Send + Sync + 'static>(&self, value: T) -> Context {
+        Context {
+            node: self.node.clone(),
+            values: Some(values::push(self.values.clone(), value)),
+        }
+    }
+
+    /// The nearest value of type `T` up the chain. Go: `ctx.Value(key)`.
+    #[inline]
+    pub fn value<T: 'static>(&self) -> Option<&T> {
+        values::find(self.values.as_ref())
+    }
+
+    /// A context with `self`'s values that never ends and has no deadline, whatever happens to
+    /// `self`. Go: `context.WithoutCancel(ctx)`: for work that must finish after the request
+    /// that started it (an audit log write, a cache fill).
+    ///
+    /// ```
+    /// use ctx_core::Context;
+    ///
+    /// let (request, handle) = Context::background().with_value("trace-42").with_cancel();
+    /// let detached = request.without_cancel();
+    /// drop(handle);
+    /// assert!(request.is_done());
+    /// assert!(!detached.is_done());
+    /// assert_eq!(detached.value::<&str>(), Some(&"trace-42"));
+    /// ```
+    pub fn without_cancel(&self) -> Context {
+        Context {
+            node: None,
+            values: self.values.clone(),
+        }
+    }
+
+    /// `None` while the context is live; then why it ended, fixed forever. Go: `ctx.Err()`.
+    ///
+    /// One atomic load, plus a clock reading when the chain has a deadline (a deadline that
+    /// has passed is reported even if nothing was waiting for it).
+    #[inline]
+    pub fn err(&self) -> Option<Error> {
+        self.node.as_ref()?.check(&mut Now::default())
+    }
+
+    /// Why the context ended, in the words of whoever ended it. Go: `context.Cause(ctx)`.
+    ///
+    /// `None` while live. Then: the cause given to the cancel that ended it (or that ended the
+    /// ancestor whose end ended it), the cause given with
+    /// [`with_timeout_cause`](Self::with_timeout_cause) if its deadline ended it, else the
+    /// [`Error`] itself.
+    ///
+    /// ```
+    /// use ctx_core::{Context, Error};
+    ///
+    /// #[derive(Debug)]
+    /// struct Shutdown;
+    /// impl std::fmt::Display for Shutdown {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("server shutting down")
+    ///     }
+    /// }
+    /// impl std::error::Error for Shutdown {}
+    ///
+    /// let (root, handle) = Context::background().with_cancel();
+    /// let (request, _h) = root.with_cancel();
+    /// handle.cancel_with_cause(Shutdown);
+    /// assert!(request.cause().unwrap().downcast_ref::<Shutdown>().is_some());
+    ///
+    /// let (plain, handle) = Context::background().with_cancel();
+    /// handle.cancel();
+    /// assert_eq!(plain.cause().unwrap().downcast_ref::<Error>(), Some(&Error::Canceled));
+    /// ```
+    pub fn cause(&self) -> Option<Cause> {
+        self.node.as_ref()?.cause()
+    }
+
+    /// Whether the context has ended: `self.err().is_some()`. Go: `select { case <-ctx.Done(): }`
+    /// with a `default` branch.
+    #[inline]
+    pub fn is_done(&self) -> bool {
+        self.err().is_some()
+    }
+
+    /// The earliest deadline on the chain, if any. Go: `ctx.Deadline()`.
+    #[inline]
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.as_ref()?.deadline()
+    }
+
+    /// A future that completes with the reason when the context ends. Go: `<-ctx.Done()`.
+    ///
+    /// Equivalent to `async fn done(&self) -> Error`. Any number of `Done`s may wait on one
+    /// context. For [`background`](Self::background) and
+    /// [`without_cancel`](Self::without_cancel) contexts it never completes.
+    ///
+    /// # Cancellation safety
+    ///
+    /// This method is cancel safe: use it in `tokio::select!` freely.
+    ///
+    /// ```
+    /// use ctx_core::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, handle) = Context::background().with_cancel();
+    /// let waiter = tokio::spawn({
+    ///     let ctx = ctx.clone();
+    ///     async move { ctx.done().await }
+    /// });
+    /// handle.cancel();
+    /// assert_eq!(waiter.await.unwrap(), Error::Canceled);
+    /// # }
+    /// ```
+    pub fn done(&self) -> Done {
+        Done::new(self.node.clone())
+    }
+
+    /// Runs `fut` until it completes (`Ok`) or the context ends (`Err`, and `fut` is dropped at
+    /// the `.await` where it waits). If the context has already ended, `fut` is never polled.
+    ///
+    /// This is what Go code writes as `select { case <-ctx.Done(): case r := <-work: }`.
+    ///
+    /// # Fairness
+    ///
+    /// Each poll first checks the context (one atomic load, and the clock if there is a
+    /// deadline), then polls `fut`, then registers for the context's end. So an ended context
+    /// always wins, and a future that completes before the end is noticed keeps its result.
+    ///
+    /// # Cancellation safety
+    ///
+    /// As cancel safe as `fut` is.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _h) = Context::background().with_timeout(Duration::from_secs(5));
+    /// assert_eq!(ctx.run(async { 42 }).await, Ok(42));
+    ///
+    /// let (ctx, handle) = Context::background().with_cancel();
+    /// handle.cancel();
+    /// let never = ctx.run(async { unreachable!("not polled after the end") }).await;
+    /// assert_eq!(never, Err(Error::Canceled));
+    /// # }
+    /// ```
+    pub fn run<F: IntoFuture>(&self, fut: F) -> Run<'_, F::IntoFuture> {
+        crate::done::run(self, fut, true)
+    }
+
+    /// Spawns `fut` on the current tokio runtime, run under a clone of this context as
+    /// [`run`](Self::run) does. Go: `go func() { ... }()` with `ctx` passed in.
+    ///
+    /// # Panics
+    ///
+    /// Like `tokio::spawn`, when called outside a tokio runtime.
+    ///
+    /// ```
+    /// use ctx_core::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, handle) = Context::background().with_cancel();
+    /// let task = ctx.spawn(std::future::pending::<()>());
+    /// handle.cancel();
+    /// assert_eq!(task.await.unwrap(), Err(Error::Canceled));
+    /// # }
+    /// ```
+    pub fn spawn<F>(&self, fut: F) -> JoinHandle<Result<F::Output, Error>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let ctx = self.clone();
+        tokio::spawn(async move { ctx.run(fut).await })
+    }
+
+    /// Runs `f` once after the context ends (at once, on this thread, if it already has).
+    /// Go: `context.AfterFunc(ctx, f)`.
+    ///
+    /// `f` runs on the thread that ended the context, after every context of the ended subtree
+    /// has ended and after every internal lock is released, so it may cancel other contexts;
+    /// keep it short or spawn from it. A panic in `f` harms nothing else. A deadline fires `f`
+    /// from a task on the current tokio runtime; outside a runtime, `f` runs when the passed
+    /// deadline is first noticed or the context is cancelled.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use ctx_core::Context;
+    ///
+    /// let (ctx, handle) = Context::background().with_cancel();
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let flag = ran.clone();
+    /// let _after = ctx.after_func(move || flag.store(true, Ordering::SeqCst));
+    /// handle.cancel();
+    /// assert!(ran.load(Ordering::SeqCst));
+    /// ```
+    pub fn after_func(&self, f: impl FnOnce() + Send + 'static) -> AfterFunc {
+        AfterFunc::register(self.node.as_ref(), Box::new(f))
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("err", &self.node.as_ref().and_then(|n| n.state()))
+            .field("deadline", &self.deadline())
+            .field("values", &values::len(self.values.as_ref()))
+            .finish()
+    }
+}

@@ -1,0 +1,199 @@
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::ops::Deref;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use crate::Context;
+use crate::error::Error;
+use crate::sync::Arc;
+use crate::tree::{Node, Now};
+
+/// A registration to be woken when a node ends, plus the timer for its deadline, created on the
+/// first poll that needs it.
+pub(crate) struct Waiter<N: Deref<Target = Node>> {
+    node: N,
+    key: Option<usize>,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl<N: Deref<Target = Node>> Waiter<N> {
+    pub(crate) fn new(node: N) -> Self {
+        Waiter {
+            node,
+            key: None,
+            sleep: None,
+        }
+    }
+
+    pub(crate) fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Polls for the end of the node. Cancel safe; may be polled again after it is ready.
+    pub(crate) fn poll_end(&mut self, cx: &mut TaskContext<'_>, check_clock: bool) -> Poll<Error> {
+        let ended = if check_clock {
+            self.node.check(&mut Now::default())
+        } else {
+            self.node.state()
+        };
+        if let Some(err) = ended.or_else(|| self.node.register_waiter(&mut self.key, cx.waker())) {
+            self.release();
+            return Poll::Ready(err);
+        }
+        if let Some(deadline) = self.node.deadline() {
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            ready!(sleep.as_mut().poll(cx));
+            let err = self.node.expire(&mut Now::at_least(deadline));
+            self.release();
+            return Poll::Ready(err);
+        }
+        Poll::Pending
+    }
+
+    fn release(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.node.remove_waiter(key);
+        }
+        self.sleep = None;
+    }
+}
+
+impl<N: Deref<Target = Node>> Drop for Waiter<N> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.node.remove_waiter(key);
+        }
+    }
+}
+
+/// Future returned by [`Context::done`]: completes with the reason when the context ends.
+///
+/// Equivalent to `async fn done(&self) -> Error`, but owns what it needs, so it is `'static`
+/// and can be moved into a task. Go: `<-ctx.Done()`.
+///
+/// # Cancellation safety
+///
+/// Cancel safe: dropping it before it completes loses nothing and leaves nothing behind in the
+/// context. It may be polled again after completing, and completes again with the same error.
+#[must_use = "futures do nothing unless polled"]
+pub struct Done {
+    waiter: Option<Waiter<Arc<Node>>>,
+}
+
+impl Done {
+    pub(crate) fn new(node: Option<Arc<Node>>) -> Done {
+        Done {
+            waiter: node.map(Waiter::new),
+        }
+    }
+}
+
+impl Future for Done {
+    type Output = Error;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        match self.waiter.as_mut() {
+            Some(waiter) => waiter.poll_end(cx, true),
+            // A context that can never end (background, `without_cancel`).
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl fmt::Debug for Done {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Done")
+            .field("err", &self.waiter.as_ref().and_then(|w| w.node().state()))
+            .finish()
+    }
+}
+
+pin_project! {
+    /// Future returned by [`Context::run`]: runs `fut` until it completes or the context ends.
+    ///
+    /// Output: `Ok(output)` if `fut` completed, `Err(reason)` if the context ended first (`fut`
+    /// is then dropped at once, at the `.await` where it was waiting).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Run<'a, F> {
+        #[pin]
+        fut: Option<F>,
+        waiter: Option<Waiter<&'a Node>>,
+        check_clock: bool,
+    }
+}
+
+impl<'a, F: Future> Run<'a, F> {
+    pub(crate) fn new(ctx: &'a Context, fut: F, check_clock: bool) -> Self {
+        Run {
+            fut: Some(fut),
+            waiter: ctx.node().map(Waiter::new),
+            check_clock,
+        }
+    }
+}
+
+impl<F: Future> Future for Run<'_, F> {
+    type Output = Result<F::Output, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        // Priority: an ended context stops the future before it is polled again; then the
+        // future; then the context's end (including a deadline timer).
+        if let Some(waiter) = this.waiter.as_mut() {
+            let ended = if *this.check_clock {
+                waiter.node().check(&mut Now::default())
+            } else {
+                // Only the first poll of a context derived just now may skip the clock.
+                *this.check_clock = true;
+                waiter.node().state()
+            };
+            if let Some(err) = ended {
+                this.fut.set(None);
+                this.waiter.take();
+                return Poll::Ready(Err(err));
+            }
+        }
+        let fut = this
+            .fut
+            .as_mut()
+            .as_pin_mut()
+            .expect("`Run` polled after completion");
+        if let Poll::Ready(output) = fut.poll(cx) {
+            this.fut.set(None);
+            this.waiter.take();
+            return Poll::Ready(Ok(output));
+        }
+        match this.waiter.as_mut() {
+            Some(waiter) => {
+                let err = ready!(waiter.poll_end(cx, false));
+                this.fut.set(None);
+                this.waiter.take();
+                Poll::Ready(Err(err))
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<F> fmt::Debug for Run<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("completed", &self.fut.is_none())
+            .finish()
+    }
+}
+
+/// `IntoFuture` lets callers pass `async` blocks and anything else that turns into a future.
+pub(crate) fn run<F: IntoFuture>(
+    ctx: &Context,
+    fut: F,
+    check_clock: bool,
+) -> Run<'_, F::IntoFuture> {
+    Run::new(ctx, fut.into_future(), check_clock)
+}

@@ -1,0 +1,233 @@
+//! Go's `context` for async Rust on tokio: cancellation, deadlines and request-scoped values
+//! that flow from a caller to everything it starts.
+//!
+//! A [`Context`] is passed down a call tree. Whoever holds its [`CancelHandle`] can end it, its
+//! deadline can pass, and either way every context derived from it ends too, so that all the
+//! work below a request stops when the request does. With the default `macros` feature,
+//! [`#[cancellable]`](macro@cancellable) makes any `async fn` take a context and stop when it
+//! ends.
+//!
+//! # From Go
+//!
+//! | Go | ctx |
+//! | --- | --- |
+//! | `context.Background()`, `context.TODO()` | [`Context::background()`], [`Context::todo()`] |
+//! | `ctx, cancel := context.WithCancel(parent)` | `let (ctx, cancel) = parent.with_cancel();` |
+//! | `context.WithTimeout(parent, d)` | [`parent.with_timeout(d)`](Context::with_timeout) |
+//! | `context.WithDeadline(parent, t)` | [`parent.with_deadline(t)`](Context::with_deadline) |
+//! | `context.WithCancelCause`, `cancel(cause)` | [`cancel.cancel_with_cause(cause)`](CancelHandle::cancel_with_cause) |
+//! | `context.WithTimeoutCause`, `WithDeadlineCause` | [`with_timeout_cause`](Context::with_timeout_cause), [`with_deadline_cause`](Context::with_deadline_cause) |
+//! | `defer cancel()` | nothing: dropping the [`CancelHandle`] cancels |
+//! | `context.WithValue(ctx, key, v)`, `ctx.Value(key)` | [`ctx.with_value(v)`](Context::with_value), [`ctx.value::<T>()`](Context::value) (the type is the key) |
+//! | `context.WithoutCancel(ctx)` | [`ctx.without_cancel()`](Context::without_cancel) |
+//! | `ctx.Err()`, `context.Cause(ctx)` | [`ctx.err()`](Context::err), [`ctx.cause()`](Context::cause) |
+//! | `<-ctx.Done()` | [`ctx.done().await`](Context::done) |
+//! | `select { case <-ctx.Done(): default: }` | [`ctx.is_done()`](Context::is_done) |
+//! | `select { case <-ctx.Done(): case v := <-work: }` | [`ctx.run(work).await`](Context::run) |
+//! | `go f(ctx)` | [`ctx.spawn(f)`](Context::spawn) |
+//! | `stop := context.AfterFunc(ctx, f)` | [`let stop = ctx.after_func(f);`](Context::after_func) |
+//! | `g, ctx := errgroup.WithContext(parent)` | [`Group::new(&parent)`](Group::new) |
+//! | `context.Canceled`, `context.DeadlineExceeded` | [`Error::Canceled`], [`Error::DeadlineExceeded`] |
+//!
+//! # An operation bounded by a timeout
+//!
+//! Go: `ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond); defer cancel()`, then a
+//! call that gives up when `ctx.Done()` closes.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ctx_core::{Context, Error};
+//!
+//! async fn lookup(ctx: &Context, key: &str) -> Result<String, Error> {
+//!     let (ctx, _cancel) = ctx.with_timeout(Duration::from_millis(50));
+//!     // A lookup that takes 10 s: far too long.
+//!     ctx.run(async {
+//!         tokio::time::sleep(Duration::from_secs(10)).await;
+//!         format!("value of {key}")
+//!     })
+//!     .await
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let err = lookup(&Context::background(), "album:7").await.unwrap_err();
+//! assert_eq!(err, Error::DeadlineExceeded);
+//! assert_eq!(err.to_string(), "context deadline exceeded");
+//! # }
+//! ```
+//!
+//! # Two dependent operations: the failure of one stops the other
+//!
+//! Go: `g, ctx := errgroup.WithContext(ctx)`, two `g.Go(...)`, then `g.Wait()`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ctx_core::{Context, Group};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let mut group = Group::<String>::new(&Context::background());
+//!
+//! let ctx = group.context().clone();
+//! group.spawn(async move {
+//!     // The slow half: stops as soon as its sibling fails.
+//!     match ctx.run(tokio::time::sleep(Duration::from_secs(60))).await {
+//!         Ok(()) => Ok(()),
+//!         Err(stopped) => Err(format!("albums: {stopped}")),
+//!     }
+//! });
+//! group.spawn(async {
+//!     tokio::time::sleep(Duration::from_millis(10)).await;
+//!     Err("artists: connection refused".to_string())
+//! });
+//!
+//! // The first error wins; the sleeper was stopped after 10 ms, not 60 s.
+//! assert_eq!(group.wait().await, Err("artists: connection refused".to_string()));
+//! # }
+//! ```
+//!
+//! # Guarantees
+//!
+//! - `err()` and `is_done()` are one atomic load (plus a clock reading on a chain with a
+//!   deadline); deriving a child is one allocation; a deadline starts no timer until somebody
+//!   waits for it.
+//! - The first end wins, in wall-clock order, and is fixed forever.
+//! - Cancelling and dropping are iterative: chains and fan-outs of millions of contexts are fine.
+//! - A context that is dropped leaves nothing behind in its parent, and so does a dropped
+//!   [`Done`].
+//! - Nothing here blocks on I/O, and everything but waiting works outside a tokio runtime.
+//!
+//! Time is tokio's ([`tokio::time::Instant`]), so tests with a paused clock
+//! (`#[tokio::test(start_paused = true)]`) see deadlines pass in virtual time.
+
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// Lets code generated by `#[cancellable]` name `::ctx_core` inside this crate's own tests.
+#[allow(unused_extern_crates)]
+extern crate self as ctx_core;
+
+mod after_func;
+mod context;
+mod done;
+mod error;
+mod group;
+mod handle;
+mod sync;
+mod tree;
+mod values;
+
+pub use after_func::AfterFunc;
+pub use context::Context;
+pub use done::{Done, Run};
+pub use error::{Cause, Error};
+pub use group::Group;
+pub use handle::CancelHandle;
+
+/// Makes an `async fn` take a [`Context`] and stop when it ends; see the
+/// [`ctx_macros`](https://docs.rs/ctx-macros) documentation for every option.
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+#[doc(inline)]
+pub use ctx_macros::cancellable;
+
+/// Not public API: what `#[cancellable]` expands to calls these.
+#[doc(hidden)]
+pub mod __private {
+    use std::future::IntoFuture;
+
+    pub use crate::{CancelHandle, Context, Error, Run};
+    pub use tokio::time::{Duration, Instant};
+
+    /// Races the body of a `#[cancellable]` fn against the child context derived for it.
+    ///
+    /// The child was derived an instant ago, so the first poll checks its state without reading
+    /// the clock: it is polled once if the context was live when derived, even if a timeout
+    /// of a few nanoseconds ran out in between.
+    #[inline]
+    pub fn race<F: IntoFuture>(ctx: &Context, fut: F) -> Run<'_, F::IntoFuture> {
+        crate::done::run(ctx, fut, false)
+    }
+
+    /// The parent context of a `#[cancellable]` fn: its `ctx` parameter, `&Context` or
+    /// `Context`.
+    #[diagnostic::on_unimplemented(
+        message = "the context parameter of a `#[cancellable]` fn must be `&Context` or `Context`, not `{Self}`",
+        label = "expected `&ctx_core::Context` or `ctx_core::Context`",
+        note = "write `ctx: &ctx_core::Context`, or rename this parameter and let `#[cancellable]` add `ctx` itself"
+    )]
+    pub trait Parent {
+        /// The context itself.
+        fn parent(&self) -> &Context;
+    }
+
+    impl Parent for Context {
+        #[inline]
+        fn parent(&self) -> &Context {
+            self
+        }
+    }
+
+    impl Parent for &Context {
+        #[inline]
+        fn parent(&self) -> &Context {
+            self
+        }
+    }
+
+    impl Parent for &mut Context {
+        #[inline]
+        fn parent(&self) -> &Context {
+            self
+        }
+    }
+
+    /// The declared return type of a `#[cancellable]` fn that returns a `Result`: says how a
+    /// context error becomes that type.
+    #[diagnostic::on_unimplemented(
+        message = "`#[cancellable]` cannot return a context error as `{Self}`",
+        label = "the error type of this `Result` needs `From<ctx_core::Error>`",
+        note = "add `impl From<ctx_core::Error> for YourError`, or return a type that is not a `Result` to get `Result<T, ctx_core::Error>`"
+    )]
+    pub trait CancelReturn: Sized {
+        /// The value returned when the context ends before the body completes.
+        fn from_context_error(err: Error) -> Self;
+    }
+
+    impl<T, E: IntoError> CancelReturn for Result<T, E> {
+        #[inline]
+        fn from_context_error(err: Error) -> Self {
+            Err(E::into_error(err))
+        }
+    }
+
+    /// An error type that a context error converts into.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` has no `From<ctx_core::Error>`, so `#[cancellable]` cannot return a context error as it",
+        label = "the error type of this `Result` needs `From<ctx_core::Error>`",
+        note = "add `impl From<ctx_core::Error> for {Self}` (for example a `Cancelled(ctx_core::Error)` variant)"
+    )]
+    pub trait IntoError {
+        /// Converts the context error.
+        fn into_error(err: Error) -> Self;
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<E: From<Error>> IntoError for E {
+        #[inline]
+        fn into_error(err: Error) -> Self {
+            E::from(err)
+        }
+    }
+
+    /// The value of a `#[cancellable]` fn that returns `R: CancelReturn`.
+    #[inline]
+    pub fn finish<R: CancelReturn>(raced: Result<R, Error>) -> R {
+        match raced {
+            Ok(value) => value,
+            Err(err) => R::from_context_error(err),
+        }
+    }
+}

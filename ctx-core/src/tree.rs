@@ -1,0 +1,457 @@
+//! The cancellation tree: one [`Node`] per context made by `with_cancel`, `with_deadline` or
+//! `with_timeout`. Contexts made by `with_value` and `without_cancel` share their nearest node
+//! (or have none), so they cost no node of their own.
+//!
+//! # Invariants
+//!
+//! 1. `Node::state` goes from [`LIVE`] to an ended state exactly once, under the node's own lock,
+//!    in the same critical section that records the cause and takes out the children, the
+//!    waiters and the after-funcs. Anyone who sees the node live under its lock may therefore
+//!    register a child, a waiter or an after-func and is certain to be found by the end.
+//! 2. A live node is in its parent's `children` list at index `slot` (both guarded by the
+//!    parent's lock), and is removed from it when it ends on its own (cancel, its own deadline).
+//!    When the parent ends it takes the whole list, and the children do not touch it again.
+//!    So a parent never holds an ended child, and removal is O(1) (`swap_remove`).
+//! 3. Every node ends at the latest when its [`CancelHandle`](crate::CancelHandle) is dropped,
+//!    which breaks the parent ⇄ child reference cycle of invariant 2.
+//! 4. Nothing the user wrote runs while a lock is held: wakers are woken, after-funcs run and
+//!    causes are dropped after the lock is released.
+//! 5. Cancelling walks the subtree with an explicit stack and dropping walks the parent chain
+//!    with a loop, so neither depth nor width touches the call stack.
+//!
+//! # Deadlines
+//!
+//! `deadline` is the node's *effective* deadline, the earliest on its chain. A node either owns
+//! it (`owns_deadline`: it was given a deadline earlier than its parent's) or inherited it from
+//! the ancestor that owns it. No timer exists until someone waits: a deadline that passes
+//! unobserved is noticed by the next `err()`, `done()`, child derivation or cancel, which then
+//! ends the owner with `DeadlineExceeded`. Every end takes one clock reading (`Now`) and checks
+//! each node it ends against it, so a descendant whose own earlier deadline had already passed
+//! reports `DeadlineExceeded`, not the later cancel: the first end wins, in wall-clock order.
+//!
+//! # Deadlock safety
+//!
+//! At most one lock is held at any time.
+
+use std::ptr;
+use std::task::Waker;
+
+use slab::Slab;
+use smallvec::SmallVec;
+use tokio::time::Instant;
+
+use crate::error::{CANCELED, Cause, DEADLINE, Error, LIVE};
+use crate::sync::{Arc, AtomicU8, AtomicU32, Mutex, Ordering, lock};
+
+type Children = SmallVec<[Arc<Node>; 1]>;
+
+pub(crate) struct Node {
+    /// [`LIVE`], [`CANCELED`] or [`DEADLINE`]; written only under `shared`'s lock.
+    state: AtomicU8,
+    owns_deadline: bool,
+    /// The effective (earliest) deadline of the chain.
+    deadline: Option<Instant>,
+    /// Index in the parent's `children`; read and written only under the parent's lock. (A
+    /// parent with 2^32 live children would need over 300 GiB for them.)
+    slot: AtomicU32,
+    parent: Option<Arc<Node>>,
+    shared: Mutex<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    children: Children,
+    /// Allocated the first time something besides children needs room.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Default)]
+struct Extra {
+    /// The cause given with `with_deadline_cause`, used if the deadline ends the node.
+    deadline_cause: Option<Cause>,
+    /// The cause the node ended with, when one was given (else `cause()` is the `Error`).
+    cause: Option<Cause>,
+    waiters: Slab<Waker>,
+    afters: Slab<AfterEntry>,
+    /// A task that fires the deadline for after-funcs has been spawned.
+    timer_armed: bool,
+}
+
+/// An after-func as the tree sees it; see [`crate::after_func`].
+pub(crate) type AfterEntry = std::sync::Arc<dyn AfterRun>;
+
+pub(crate) trait AfterRun: Send + Sync {
+    /// Runs the function unless it already started or was stopped.
+    fn run(&self);
+}
+
+/// One clock reading per operation, taken only if a deadline needs it.
+#[derive(Default)]
+pub(crate) struct Now(Option<Instant>);
+
+impl Now {
+    /// A reading known to be no earlier than `at` (a timer for `at` has fired).
+    pub(crate) fn at_least(at: Instant) -> Now {
+        Now(Some(Instant::now().max(at)))
+    }
+
+    fn get(&mut self) -> Instant {
+        *self.0.get_or_insert_with(Instant::now)
+    }
+}
+
+/// What an end takes out of a node under its lock, to be handled after the lock is released.
+struct Taken {
+    code: u8,
+    cause: Option<Cause>,
+    children: Children,
+    waiters: Slab<Waker>,
+    afters: Slab<AfterEntry>,
+}
+
+/// Work for the iterative subtree walk: children to end with their parent's reason.
+type Pending = (Children, u8, Option<Cause>);
+
+impl Node {
+    fn with_state(code: u8, cause: Option<Cause>, deadline: Option<Instant>) -> Node {
+        Node {
+            state: AtomicU8::new(code),
+            owns_deadline: false,
+            deadline,
+            slot: AtomicU32::new(0),
+            parent: None,
+            shared: Mutex::new(Shared {
+                children: Children::new(),
+                extra: cause.map(|cause| {
+                    Box::new(Extra {
+                        cause: Some(cause),
+                        ..Extra::default()
+                    })
+                }),
+            }),
+        }
+    }
+
+    /// Derives a node below `parent` (or a root), with an optional own deadline.
+    pub(crate) fn derive(
+        parent: Option<&Arc<Node>>,
+        own_deadline: Option<Instant>,
+        deadline_cause: Option<Cause>,
+    ) -> Arc<Node> {
+        let mut now = Now::default();
+        let inherited = parent.and_then(|p| p.deadline);
+        let (deadline, owns_deadline) = match (own_deadline, inherited) {
+            // The parent's deadline is no later: the child ends with the parent.
+            (Some(own), Some(inherited)) if inherited <= own => (Some(inherited), false),
+            (Some(own), _) => (Some(own), true),
+            (None, inherited) => (inherited, false),
+        };
+        if let Some(parent) = parent
+            && let Some(err) = parent.check(&mut now)
+        {
+            let cause = parent.stored_cause();
+            return Arc::new(Node::with_state(err.code(), cause, deadline));
+        }
+        if owns_deadline && deadline.is_some_and(|d| now.get() >= d) {
+            return Arc::new(Node::with_state(DEADLINE, deadline_cause, deadline));
+        }
+        let node = Arc::new(Node {
+            state: AtomicU8::new(LIVE),
+            owns_deadline,
+            deadline,
+            slot: AtomicU32::new(0),
+            parent: parent.cloned(),
+            shared: Mutex::new(Shared {
+                children: Children::new(),
+                extra: deadline_cause.filter(|_| owns_deadline).map(|cause| {
+                    Box::new(Extra {
+                        deadline_cause: Some(cause),
+                        ..Extra::default()
+                    })
+                }),
+            }),
+        });
+        if let Some(parent) = parent {
+            let mut shared = lock(&parent.shared);
+            if parent.state.load(Ordering::Relaxed) == LIVE {
+                node.slot
+                    .store(shared.children.len() as u32, Ordering::Relaxed);
+                shared.children.push(node.clone());
+            } else {
+                // The parent ended between the check above and this lock: end with it.
+                let code = parent.state.load(Ordering::Relaxed);
+                let cause = shared.extra.as_ref().and_then(|e| e.cause.clone());
+                drop(shared);
+                node.end(code, cause, &mut now, false);
+            }
+        }
+        node
+    }
+
+    /// The effective deadline of the chain.
+    #[inline]
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The node's error, ending it first if its deadline has passed unobserved.
+    #[inline]
+    pub(crate) fn check(&self, now: &mut Now) -> Option<Error> {
+        match self.state.load(Ordering::Acquire) {
+            LIVE => match self.deadline {
+                Some(deadline) if now.get() >= deadline => Some(self.expire(now)),
+                _ => None,
+            },
+            code => Error::from_code(code),
+        }
+    }
+
+    /// The error, without consulting the clock.
+    #[inline]
+    pub(crate) fn state(&self) -> Option<Error> {
+        Error::from_code(self.state.load(Ordering::Acquire))
+    }
+
+    /// The cause the node ended with, if it has ended and one was recorded.
+    pub(crate) fn stored_cause(&self) -> Option<Cause> {
+        lock(&self.shared).extra.as_ref()?.cause.clone()
+    }
+
+    /// `cause()`: `None` while live.
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        let err = self.check(&mut Now::default())?;
+        Some(
+            self.stored_cause()
+                .unwrap_or_else(|| std::sync::Arc::new(err)),
+        )
+    }
+
+    /// The handle's cancel: ends the node and its subtree with `Canceled` and `cause`, unless it
+    /// has already ended or its deadline has already passed (then it ends by the deadline).
+    pub(crate) fn cancel(&self, cause: Option<Cause>) {
+        if self.state.load(Ordering::Acquire) != LIVE {
+            return;
+        }
+        let mut now = Now::default();
+        if self.deadline.is_some_and(|d| now.get() >= d) {
+            self.expire(&mut now);
+        } else {
+            self.end(CANCELED, cause, &mut now, true);
+        }
+    }
+
+    /// The effective deadline has passed (`now` is at or past it): ends the node that owns it,
+    /// which ends this one with it, and returns the error this node ended with.
+    pub(crate) fn expire(&self, now: &mut Now) -> Error {
+        let mut owner = self;
+        while !owner.owns_deadline {
+            match owner.parent.as_deref() {
+                Some(parent) => owner = parent,
+                // Unreachable by invariant: an inherited deadline has an owner above. Ending
+                // this node is still the right outcome.
+                None => break,
+            }
+        }
+        owner.end(DEADLINE, None, now, true);
+        self.state().unwrap_or(Error::DeadlineExceeded)
+    }
+
+    /// Ends this node (unless it already ended) and then its whole subtree.
+    ///
+    /// `unregister` is false only when the parent has already taken this node out of its list.
+    fn end(&self, code: u8, cause: Option<Cause>, now: &mut Now, unregister: bool) {
+        let Some(taken) = self.finish(code, cause, now) else {
+            return;
+        };
+        if unregister {
+            self.unregister();
+        }
+        let mut afters: Vec<AfterEntry> = Vec::new();
+        let mut stack: Vec<Pending> = Vec::new();
+        taken.release(&mut afters, &mut stack);
+        while let Some((children, code, cause)) = stack.pop() {
+            for child in children {
+                if let Some(taken) = child.finish(code, cause.clone(), now) {
+                    taken.release(&mut afters, &mut stack);
+                }
+            }
+        }
+        // Every node of the subtree has ended before any after-func runs.
+        for after in afters {
+            after.run();
+        }
+    }
+
+    /// The critical section of an end: under the lock, if the node is still live, fix its
+    /// reason and cause and take out everything that must be told.
+    fn finish(&self, code: u8, cause: Option<Cause>, now: &mut Now) -> Option<Taken> {
+        // Read before locking: the clock is not to be read under the lock.
+        let own_deadline_passed =
+            self.owns_deadline && self.deadline.is_some_and(|d| now.get() >= d);
+        let mut shared = lock(&self.shared);
+        if self.state.load(Ordering::Relaxed) != LIVE {
+            return None;
+        }
+        let extra = shared.extra.get_or_insert_with(Box::default);
+        let (code, cause) = if own_deadline_passed {
+            // This node's own deadline came first: it wins over whatever ends it now.
+            (DEADLINE, extra.deadline_cause.take())
+        } else {
+            (code, cause)
+        };
+        extra.cause = cause.clone();
+        let waiters = std::mem::take(&mut extra.waiters);
+        let afters = std::mem::take(&mut extra.afters);
+        let children = std::mem::take(&mut shared.children);
+        self.state.store(code, Ordering::Release);
+        drop(shared);
+        Some(Taken {
+            code,
+            cause,
+            children,
+            waiters,
+            afters,
+        })
+    }
+
+    /// Removes this (ended) node from its parent's list.
+    fn unregister(&self) {
+        let Some(parent) = self.parent.as_deref() else {
+            return;
+        };
+        let removed = {
+            let mut shared = lock(&parent.shared);
+            let slot = self.slot.load(Ordering::Relaxed) as usize;
+            if shared
+                .children
+                .get(slot)
+                .is_some_and(|child| ptr::eq(Arc::as_ptr(child), self))
+            {
+                let me = shared.children.swap_remove(slot);
+                if let Some(moved) = shared.children.get(slot) {
+                    moved.slot.store(slot as u32, Ordering::Relaxed);
+                }
+                Some(me)
+            } else {
+                None
+            }
+        };
+        drop(removed);
+    }
+
+    /// Registers a waker for `done()`; returns the error instead if the node has ended.
+    ///
+    /// `key` is the waiter's slot, kept by the waiter between polls.
+    pub(crate) fn register_waiter(&self, key: &mut Option<usize>, waker: &Waker) -> Option<Error> {
+        let waker = waker.clone();
+        let mut shared = lock(&self.shared);
+        if let Some(err) = self.state() {
+            return Some(err);
+        }
+        let waiters = &mut shared.extra.get_or_insert_with(Box::default).waiters;
+        let old = match key.and_then(|k| waiters.get_mut(k)) {
+            Some(slot) if slot.will_wake(&waker) => Some(waker),
+            Some(slot) => Some(std::mem::replace(slot, waker)),
+            None => {
+                *key = Some(waiters.insert(waker));
+                None
+            }
+        };
+        drop(shared);
+        drop(old);
+        None
+    }
+
+    /// Forgets a waiter (its `Done` was dropped or completed).
+    pub(crate) fn remove_waiter(&self, key: usize) {
+        let removed = lock(&self.shared)
+            .extra
+            .as_mut()
+            .and_then(|extra| extra.waiters.try_remove(key));
+        drop(removed);
+    }
+
+    /// Registers an after-func. Returns its key, or gives it back if the node has ended (the
+    /// caller then runs it). Also tells whether a deadline timer must be started for it.
+    pub(crate) fn register_after(&self, entry: AfterEntry) -> Result<(usize, bool), AfterEntry> {
+        let mut shared = lock(&self.shared);
+        if self.state().is_some() {
+            return Err(entry);
+        }
+        let extra = shared.extra.get_or_insert_with(Box::default);
+        let key = extra.afters.insert(entry);
+        let arm = self.deadline.is_some() && !extra.timer_armed;
+        extra.timer_armed |= arm;
+        Ok((key, arm))
+    }
+
+    /// Forgets a stopped after-func.
+    pub(crate) fn remove_after(&self, key: usize, entry: &AfterEntry) {
+        let removed = {
+            let mut shared = lock(&self.shared);
+            match shared.extra.as_mut() {
+                Some(extra)
+                    if extra
+                        .afters
+                        .get(key)
+                        .is_some_and(|e| std::sync::Arc::ptr_eq(e, entry)) =>
+                {
+                    Some(extra.afters.remove(key))
+                }
+                _ => None,
+            }
+        };
+        drop(removed);
+    }
+
+    /// A timer for after-funcs could not be started (no runtime): let the next registration try.
+    pub(crate) fn disarm_timer(&self) {
+        if let Some(extra) = lock(&self.shared).extra.as_mut() {
+            extra.timer_armed = false;
+        }
+    }
+}
+
+impl Taken {
+    /// Wakes the waiters, queues the after-funcs and the children. No lock is held.
+    fn release(self, afters: &mut Vec<AfterEntry>, stack: &mut Vec<Pending>) {
+        for waker in self.waiters {
+            waker.1.wake();
+        }
+        afters.extend(self.afters.into_iter().map(|(_, after)| after));
+        if !self.children.is_empty() {
+            stack.push((self.children, self.code, self.cause));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Unlink the parent chain in a loop, so that dropping the leaf of a chain of a million
+        // contexts does not recurse a million times.
+        let mut next = self.parent.take();
+        while let Some(parent) = next {
+            match Arc::try_unwrap(parent) {
+                Ok(mut parent) => next = parent.parent.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_fits_the_memory_budget() {
+        // API rule 4 allows 256 bytes for a live child, its entry in the parent included; the
+        // goal is under 96. The entry in the parent is one pointer (inline for the first child).
+        let arc_inner = 2 * size_of::<usize>() + size_of::<Node>();
+        println!(
+            "Node: {} bytes, with Arc counts: {arc_inner}",
+            size_of::<Node>()
+        );
+        assert!(arc_inner + size_of::<usize>() <= 96, "{arc_inner}");
+    }
+}
