@@ -77,6 +77,10 @@ pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
 pub(crate) const LIVE: u8 = 0;
 pub(crate) const CANCELED: u8 = 1;
 pub(crate) const DEADLINE: u8 = 2;
+/// The reason bits of a node's state.
+pub(crate) const REASON: u8 = 0b11;
+/// Set once the node's whole subtree has ended (see `tree.rs`).
+pub(crate) const SETTLED: u8 = 0b100;
 
 impl Error {
     pub(crate) fn code(self) -> u8 {
@@ -89,7 +93,7 @@ impl Error {
     /// The error of an ended state; `None` for [`LIVE`].
     #[inline]
     pub(crate) fn from_code(code: u8) -> Option<Error> {
-        match code {
+        match code & REASON {
             LIVE => None,
             CANCELED => Some(Error::Canceled),
             _ => Some(Error::DeadlineExceeded),

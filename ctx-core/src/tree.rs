@@ -18,6 +18,8 @@
 //!    causes are dropped after the lock is released.
 //! 5. Cancelling walks the subtree with an explicit stack and dropping walks the parent chain
 //!    with a loop, so neither depth nor width touches the call stack.
+//! 6. A node is *settled* (the [`SETTLED`] bit) once its whole subtree has ended. `cancel()`
+//!    returns only when its node is settled, even if another thread won the race to end it.
 //!
 //! # Deadlines
 //!
@@ -40,8 +42,8 @@ use slab::Slab;
 use smallvec::SmallVec;
 use tokio::time::Instant;
 
-use crate::error::{CANCELED, Cause, DEADLINE, Error, LIVE};
-use crate::sync::{Arc, AtomicU8, AtomicU32, Mutex, Ordering, lock};
+use crate::error::{CANCELED, Cause, DEADLINE, Error, LIVE, REASON, SETTLED};
+use crate::sync::{Arc, AtomicU8, AtomicU32, Mutex, Ordering, lock, thread_local, yield_now};
 
 type Children = SmallVec<[Arc<Node>; 1]>;
 
@@ -109,13 +111,46 @@ struct Taken {
     afters: Slab<AfterEntry>,
 }
 
-/// Work for the iterative subtree walk: children to end with their parent's reason.
-type Pending = (Children, u8, Option<Cause>);
+/// Work for the iterative subtree walk.
+enum Work {
+    /// Children to end with their parent's reason and cause.
+    Children(Children, u8, Option<Cause>),
+    /// Mark a node settled: its whole subtree has ended.
+    Settle(Arc<Node>),
+}
+
+/// Whether this thread is inside a subtree walk, and how deep. A walk can drop the last
+/// reference to a node, which drops its cause, which is user code and may cancel another
+/// context. Such a nested cancel must not wait for a walk that this very thread is suspended
+/// in, so only the outermost walk (and a cancel outside any walk) waits for other threads.
+struct Walk;
+
+thread_local! {
+    static WALK_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl Walk {
+    fn enter() -> Walk {
+        WALK_DEPTH.with(|depth| depth.set(depth.get() + 1));
+        Walk
+    }
+
+    /// Whether a thread at walk depth `depth` (its own walk included) may wait for others.
+    fn may_wait(depth: u32) -> bool {
+        WALK_DEPTH.with(|d| d.get()) <= depth
+    }
+}
+
+impl Drop for Walk {
+    fn drop(&mut self) {
+        WALK_DEPTH.with(|depth| depth.set(depth.get() - 1));
+    }
+}
 
 impl Node {
     fn with_state(code: u8, cause: Option<Cause>, deadline: Option<Instant>) -> Node {
         Node {
-            state: AtomicU8::new(code),
+            state: AtomicU8::new(code | SETTLED),
             owns_deadline: false,
             deadline,
             slot: AtomicU32::new(0),
@@ -179,7 +214,7 @@ impl Node {
                 shared.children.push(node.clone());
             } else {
                 // The parent ended between the check above and this lock: end with it.
-                let code = parent.state.load(Ordering::Relaxed);
+                let code = parent.state.load(Ordering::Relaxed) & REASON;
                 let cause = shared.extra.as_ref().and_then(|e| e.cause.clone());
                 drop(shared);
                 node.end(code, cause, &mut now, false);
@@ -229,7 +264,11 @@ impl Node {
     /// The handle's cancel: ends the node and its subtree with `Canceled` and `cause`, unless it
     /// has already ended or its deadline has already passed (then it ends by the deadline).
     pub(crate) fn cancel(&self, cause: Option<Cause>) {
-        if self.state.load(Ordering::Acquire) != LIVE {
+        let state = self.state.load(Ordering::Acquire);
+        if state != LIVE {
+            if state & SETTLED == 0 && Walk::may_wait(0) {
+                self.wait_settled();
+            }
             return;
         }
         let mut now = Now::default();
@@ -256,26 +295,54 @@ impl Node {
         self.state().unwrap_or(Error::DeadlineExceeded)
     }
 
-    /// Ends this node (unless it already ended) and then its whole subtree.
+    /// Ends this node (unless it already ended) and then its whole subtree. When it returns,
+    /// the subtree has ended, whichever thread ended it (see [`Node::wait_settled`]).
     ///
     /// `unregister` is false only when the parent has already taken this node out of its list.
     fn end(&self, code: u8, cause: Option<Cause>, now: &mut Now, unregister: bool) {
         let Some(taken) = self.finish(code, cause, now) else {
+            if Walk::may_wait(0) {
+                self.wait_settled();
+            }
             return;
         };
         if unregister {
             self.unregister();
         }
+        let walk = Walk::enter();
+        let may_wait = Walk::may_wait(1);
         let mut afters: Vec<AfterEntry> = Vec::new();
-        let mut stack: Vec<Pending> = Vec::new();
+        let mut stack: Vec<Work> = Vec::new();
+        let has_children = !taken.children.is_empty();
         taken.release(&mut afters, &mut stack);
-        while let Some((children, code, cause)) = stack.pop() {
+        // A post-order walk: `Settle(n)` is pushed below the work for `n`'s children, so it is
+        // popped once the whole subtree of `n` has ended.
+        while let Some(work) = stack.pop() {
+            let (children, code, cause) = match work {
+                Work::Settle(node) => {
+                    node.settle();
+                    continue;
+                }
+                Work::Children(children, code, cause) => (children, code, cause),
+            };
             for child in children {
-                if let Some(taken) = child.finish(code, cause.clone(), now) {
-                    taken.release(&mut afters, &mut stack);
+                match child.finish(code, cause.clone(), now) {
+                    Some(taken) => {
+                        if !taken.children.is_empty() {
+                            stack.push(Work::Settle(child));
+                        }
+                        taken.release(&mut afters, &mut stack);
+                    }
+                    // Another thread ended this child first and is ending its subtree.
+                    None if may_wait => child.wait_settled(),
+                    None => {}
                 }
             }
         }
+        if has_children {
+            self.settle();
+        }
+        drop(walk);
         // Every node of the subtree has ended before any after-func runs.
         for after in afters {
             after.run();
@@ -297,13 +364,15 @@ impl Node {
             // This node's own deadline came first: it wins over whatever ends it now.
             (DEADLINE, extra.deadline_cause.take())
         } else {
-            (code, cause)
+            (code & REASON, cause)
         };
         extra.cause = cause.clone();
         let waiters = std::mem::take(&mut extra.waiters);
         let afters = std::mem::take(&mut extra.afters);
         let children = std::mem::take(&mut shared.children);
-        self.state.store(code, Ordering::Release);
+        // A node without children has nothing more to end: it is settled at once.
+        let settled = if children.is_empty() { SETTLED } else { 0 };
+        self.state.store(code | settled, Ordering::Release);
         drop(shared);
         Some(Taken {
             code,
@@ -312,6 +381,27 @@ impl Node {
             waiters,
             afters,
         })
+    }
+
+    fn settle(&self) {
+        self.state.fetch_or(SETTLED, Ordering::Release);
+    }
+
+    /// Waits until the thread that ended this node has ended its whole subtree, so that a
+    /// cancel that lost the race still returns only once every descendant has ended (Go gives
+    /// the same guarantee by holding each node's mutex while it cancels the children).
+    ///
+    /// The wait is short: the other thread is walking the subtree, which runs no user code.
+    fn wait_settled(&self) {
+        let mut spins = 0u32;
+        while self.state.load(Ordering::Acquire) & SETTLED == 0 {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                yield_now();
+            }
+        }
     }
 
     /// Removes this (ended) node from its parent's list.
@@ -414,13 +504,13 @@ impl Node {
 
 impl Taken {
     /// Wakes the waiters, queues the after-funcs and the children. No lock is held.
-    fn release(self, afters: &mut Vec<AfterEntry>, stack: &mut Vec<Pending>) {
+    fn release(self, afters: &mut Vec<AfterEntry>, stack: &mut Vec<Work>) {
         for waker in self.waiters {
             waker.1.wake();
         }
         afters.extend(self.afters.into_iter().map(|(_, after)| after));
         if !self.children.is_empty() {
-            stack.push((self.children, self.code, self.cause));
+            stack.push(Work::Children(self.children, self.code, self.cause));
         }
     }
 }
