@@ -55,10 +55,9 @@ impl CancelHandle {
     /// assert_eq!(ctx.cause().unwrap().to_string(), "client disconnected");
     /// ```
     pub fn cancel_with_cause(&self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) {
-        if self.node.state().is_none() {
-            let cause = Cause::from(cause.into());
-            self.node.cancel(Some(cause));
-        }
+        // Box the cause only if it can still matter; either way, return only once ended.
+        let cause = self.node.state().is_none().then(|| Cause::from(cause.into()));
+        self.node.cancel(cause);
     }
 }
 
