@@ -1,0 +1,209 @@
+//! API rule 4, measured with a counting global allocator (this binary's own): dropped children
+//! and dropped `Done`s leave nothing behind, a long-lived parent that sees ten million
+//! short-lived children holds constant memory, and a live child costs at most 256 bytes.
+//!
+//! The checks share one allocator, so they take a lock and run one at a time.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+use ctx_core::{CancelHandle, Context};
+
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counters are plain
+// atomics and do not allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn live() -> isize {
+    LIVE_BYTES.load(Ordering::SeqCst)
+}
+
+/// Runs `f` alone and returns how many live bytes it left behind.
+fn leaked_by(f: impl FnOnce()) -> isize {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = live();
+    f();
+    live() - before
+}
+
+fn poll_once(fut: impl Future) {
+    let mut fut = pin!(fut);
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+}
+
+const TEN_MILLION: usize = 10_000_000;
+
+#[test]
+fn a_long_lived_parent_with_ten_million_short_lived_children_holds_constant_memory() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (parent, _handle) = Context::background().with_cancel();
+    // A long-lived sibling keeps the parent's child list in use the whole time.
+    let (_sibling, _sibling_handle) = parent.with_cancel();
+    let churn = |n: usize| {
+        for i in 0..n {
+            let (child, handle) = parent.with_cancel();
+            if i % 2 == 0 {
+                drop(handle); // cancelled, then dropped
+                drop(child);
+            } else {
+                drop(child); // dropped context first, then the handle
+                drop(handle);
+            }
+        }
+    };
+    churn(1_000);
+    let warm = live();
+    churn(TEN_MILLION);
+    let after = live();
+    assert!(after - warm <= 0, "grew by {} bytes", after - warm);
+    assert!(!parent.is_done());
+}
+
+#[test]
+fn dropped_done_futures_polled_or_not_leave_nothing() {
+    let (ctx, _handle) = Context::background().with_timeout(Duration::from_secs(3600));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    // Warm up: the waiter slab reaches its steady size.
+    rt.block_on(async { poll_once(ctx.done()) });
+    let leaked = leaked_by(|| {
+        rt.block_on(async {
+            for i in 0..100_000 {
+                if i % 2 == 0 {
+                    poll_once(ctx.done());
+                } else {
+                    drop(ctx.done());
+                }
+            }
+        });
+        eprintln!("before a driver turn: {}", live());
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(2)).await });
+        eprintln!("after a driver turn: {}", live());
+        rt.block_on(async { for _ in 0..50_000 { poll_once(tokio::time::sleep(Duration::from_secs(3600))) } });
+        eprintln!("after 50k plain tokio sleeps: {}", live());
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(2)).await });
+        eprintln!("after a driver turn: {}", live());
+    });
+    assert!(leaked <= 0, "leaked {leaked} bytes");
+}
+
+#[test]
+fn a_polled_done_on_a_child_leaves_nothing_once_the_child_is_dropped() {
+    let (parent, _handle) = Context::background().with_cancel();
+    let leaked = leaked_by(|| {
+        for _ in 0..10_000 {
+            let (child, handle) = parent.with_cancel();
+            poll_once(child.done());
+            drop((child, handle));
+        }
+    });
+    assert!(leaked <= 0, "leaked {leaked} bytes");
+}
+
+#[test]
+fn stopped_after_funcs_leave_nothing() {
+    let (ctx, _handle) = Context::background().with_cancel();
+    let _ = ctx.after_func(|| {}).stop();
+    let leaked = leaked_by(|| {
+        for _ in 0..100_000 {
+            let after = ctx.after_func(|| {});
+            assert!(after.stop());
+        }
+    });
+    assert!(leaked <= 0, "leaked {leaked} bytes");
+}
+
+#[test]
+fn timeouts_and_values_leave_nothing_once_dropped() {
+    let (parent, _handle) = Context::background().with_cancel();
+    let leaked = leaked_by(|| {
+        for i in 0..100_000u64 {
+            let (child, handle) = parent.with_value(i).with_timeout(Duration::from_secs(5));
+            let (grandchild, _h) = child.with_timeout_cause(Duration::from_secs(1), "cause");
+            let _ = grandchild.after_func(|| {});
+            drop(handle);
+            assert!(grandchild.is_done());
+        }
+    });
+    assert!(leaked <= 0, "leaked {leaked} bytes");
+}
+
+#[test]
+fn background_allocates_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let ctx = Context::background();
+    let clone = ctx.clone();
+    let _ = (ctx.err(), clone.is_done(), ctx.deadline(), Context::todo());
+    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst) - before, 0);
+}
+
+#[test]
+fn a_live_child_costs_at_most_256_bytes_with_its_entry_in_the_parent() {
+    const CHILDREN: usize = 100_000;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (parent, _handle) = Context::background().with_cancel();
+    let mut kept: Vec<(Context, CancelHandle)> = Vec::with_capacity(CHILDREN);
+    let allocs_before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = live();
+    for _ in 0..CHILDREN {
+        kept.push(parent.with_cancel());
+    }
+    let per_child = (live() - before) as f64 / CHILDREN as f64;
+    let allocs = (ALLOCATIONS.load(Ordering::SeqCst) - allocs_before) as f64 / CHILDREN as f64;
+    println!("live bytes per child (node + entry in the parent): {per_child:.1}, allocations: {allocs:.2}");
+    assert!(per_child <= 256.0, "{per_child} bytes per child");
+    // The performance goal: one node of 88 bytes plus an 8-byte slot in the parent's list,
+    // whose capacity doubles as it grows.
+    assert!(per_child <= 112.0, "{per_child} bytes per child");
+
+    // A chain: every node is some node's only child, kept inline in the parent.
+    let mut chain = Vec::with_capacity(CHILDREN);
+    let before = live();
+    let mut ctx = parent.clone();
+    for _ in 0..CHILDREN {
+        let (child, handle) = ctx.with_cancel();
+        chain.push(handle);
+        ctx = child;
+    }
+    let per_link = (live() - before) as f64 / CHILDREN as f64;
+    println!("live bytes per context in a chain: {per_link:.1}");
+    assert!(per_link <= 96.0, "{per_link} bytes per context in a chain");
+}
