@@ -151,6 +151,17 @@ pub mod __private {
         crate::done::run(ctx, fut, false)
     }
 
+    /// Races the body of a `#[cancellable]` fn without options against the caller's context
+    /// itself (no child is derived).
+    ///
+    /// Unlike [`race`], the first poll reads the clock: the caller's context may have been
+    /// derived long ago, and a deadline that has passed unobserved must keep the body from
+    /// ever being polled. Same as [`Context::run`].
+    #[inline]
+    pub fn race_parent<F: IntoFuture>(ctx: &Context, fut: F) -> Run<'_, F::IntoFuture> {
+        crate::done::run(ctx, fut, true)
+    }
+
     /// The parent context of a `#[cancellable]` fn: its `ctx` parameter, `&Context` or
     /// `Context`.
     #[diagnostic::on_unimplemented(
