@@ -1,8 +1,15 @@
-//! Placeholder until the real `#[cancellable]` lands.
+//! `#[cancellable]`: see the attribute's documentation.
+
+#![deny(missing_docs)]
+
+mod args;
+mod expand;
+mod sig;
+
 use proc_macro::TokenStream;
 
-/// Placeholder.
+/// Makes an `async fn` take a context and stop when it ends.
 #[proc_macro_attribute]
-pub fn cancellable(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::cancellable(args.into(), item.into()).into()
 }

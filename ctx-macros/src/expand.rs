@@ -1,0 +1,468 @@
+//! Emits the rewritten fn (or, on a misuse, the fn with only its new parameter plus the errors).
+//! No parsing happens here beyond calling `args` and `sig`.
+//!
+//! Spans: glue that should blame a user token (the return type, a `timeout`/`deadline`
+//! expression, an adopted `ctx` parameter) is *located* at that token but *resolves* like
+//! `call_site`, so errors point at the user's code while lints still see macro output. Locals of
+//! the glue are `mixed_site`, invisible to the body; the `ctx` the body sees is `call_site` (or
+//! the user's own `ctx = name` token).
+
+use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{Signature, Type};
+
+use crate::args::{Given, Options, Timeout};
+use crate::sig::{self, Analysis, Body, MaybeFn, Output, Parent};
+
+/// `#[cancellable(args)] item`. Never panics: every problem becomes a `compile_error!`.
+pub(crate) fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Vec::new();
+    let options = Options::parse(args, &mut errors);
+
+    let func = match syn::parse2::<MaybeFn>(item.clone()) {
+        Ok(func) => func,
+        Err(err) => {
+            let (head, looks_like_fn) = sig::item_head(&item);
+            errors.push(if looks_like_fn { err } else { not_a_fn(head) });
+            return with_errors(item, errors);
+        }
+    };
+    let Some(body) = &func.body else {
+        errors.push(no_body(&func));
+        return with_errors(item, errors);
+    };
+
+    let names = Names::new(&options);
+    let analysis = sig::analyse(&func.sig, &names.ctx, &mut errors);
+    if errors.is_empty() {
+        expand(&func, body, &analysis, &options, &names)
+    } else {
+        let fallback = fallback(&func, body, &analysis, &names);
+        with_errors(fallback, errors)
+    }
+}
+
+/// The names the expansion writes: the context's and the crate's.
+struct Names {
+    /// The parameter and, in the body, the derived child: `ctx` or the `ctx = name` token.
+    ctx: Ident,
+    /// `::ctx_core` or the `crate = "path"` path, located at the attribute (or the literal).
+    krate: TokenStream,
+}
+
+impl Names {
+    fn new(options: &Options) -> Names {
+        let ctx = match &options.ctx {
+            Some(Given { value, .. }) => value.clone(),
+            None => Ident::new("ctx", Span::call_site()),
+        };
+        let krate = match &options.krate {
+            Some(Given { value, .. }) => respan(value.to_token_stream(), blame),
+            None => quote!(::ctx_core),
+        };
+        Names { ctx, krate }
+    }
+
+    /// The crate's path, located at `span` (the user token its use should blame).
+    fn krate_at(&self, span: Span) -> TokenStream {
+        respan(self.krate.clone(), |_| blame(span))
+    }
+}
+
+/// A span that points at the user's token `at` but resolves names like `call_site`, and that
+/// lints treat as macro output.
+fn blame(at: Span) -> Span {
+    Span::call_site().located_at(at)
+}
+
+/// An identifier the user's code cannot see.
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+fn respan(tokens: TokenStream, span: impl Fn(Span) -> Span + Copy) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(group) => {
+                let mut new = Group::new(group.delimiter(), respan(group.stream(), span));
+                new.set_span(span(group.span()));
+                TokenTree::Group(new)
+            }
+            mut tt => {
+                tt.set_span(span(tt.span()));
+                tt
+            }
+        })
+        .collect()
+}
+
+/// The full rewrite of a well-formed `async fn`.
+fn expand(
+    func: &MaybeFn,
+    body: &proc_macro2::Group,
+    analysis: &Analysis<'_>,
+    options: &Options,
+    names: &Names,
+) -> TokenStream {
+    let Names { ctx, krate } = names;
+    let private = quote!(#krate::__private);
+    let Body { inner_attrs, stmts } = Body::split(body);
+
+    // The parent: blamed on the declared type of an adopted `ctx` (a `Parent` bound error).
+    let parent = match &analysis.parent {
+        Parent::Injected { .. } => quote!(#private::Parent::parent(&#ctx)),
+        Parent::Adopted { ty } => {
+            let krate = names.krate_at(ty.span());
+            quote_spanned!(blame(ty.span())=> #krate::__private::Parent::parent(&#ctx))
+        }
+    };
+
+    // The child context, and the `race` that suits it.
+    let (child, guard) = (local("__ctx_child"), local("__ctx_guard"));
+    let derive = |call: TokenStream| {
+        quote! {
+            let (#child, #guard) = #call;
+            let #ctx: &#private::Context = &#child;
+        }
+    };
+    let (setup, race) = match (&options.timeout, &options.deadline) {
+        (Some(Given { value: timeout, .. }), _) => match timeout {
+            Timeout::Literal { secs, nanos, span } => {
+                let krate = names.krate_at(*span);
+                let duration =
+                    quote_spanned!(blame(*span)=> #krate::__private::Duration::new(#secs, #nanos));
+                (
+                    derive(quote!(#private::Context::with_timeout(#parent, #duration))),
+                    quote!(race),
+                )
+            }
+            Timeout::Expr(expr) => {
+                let var = local("__ctx_timeout");
+                let krate = names.krate_at(expr.span());
+                let eval = quote_spanned!(blame(expr.span())=>
+                    let #var: #krate::__private::Duration = #expr;
+                );
+                let derive = derive(quote!(#private::Context::with_timeout(#parent, #var)));
+                (quote!(#eval #derive), quote!(race))
+            }
+        },
+        (None, Some(Given { value: expr, .. })) => {
+            let var = local("__ctx_deadline");
+            let krate = names.krate_at(expr.span());
+            let eval = quote_spanned!(blame(expr.span())=>
+                let #var: #krate::__private::Instant = #expr;
+            );
+            let derive = derive(quote!(#private::Context::with_deadline(#parent, #var)));
+            (quote!(#eval #derive), quote!(race))
+        }
+        // No option: the body races the caller's context itself.
+        (None, None) => (
+            quote!(let #ctx: &#private::Context = #parent;),
+            quote!(race_parent),
+        ),
+    };
+
+    // The body's value type, pinned first thing (so `?` and `return` are checked against the
+    // signature), and the fn's value.
+    let ret_span = blame(sig::output_span(&func.sig));
+    let (body_output, tail_of) = match &analysis.output {
+        Output::Result(ty) => (erase_impl_trait(ty), Some(ty)),
+        Output::Wrapped(Some(ty)) => (erase_impl_trait(ty), None),
+        Output::Wrapped(None) => (quote_spanned!(ret_span=> ()), None),
+    };
+    let ret_var = local("__ctx_ret");
+    let fake_return = quote_spanned! {ret_span=>
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::let_with_type_underscore,
+            clippy::needless_return,
+            clippy::unreachable
+        )]
+        if false {
+            let #ret_var: #body_output = loop {};
+            return #ret_var;
+        }
+    };
+    let raced = quote! {
+        #private::#race(#ctx, async move { #fake_return #stmts }).await
+    };
+    let tail = match tail_of {
+        // `finish` needs `CancelReturn` of the declared type: blamed on it.
+        Some(ty) => {
+            let krate = names.krate_at(ty.span());
+            let erased = erase_impl_trait(ty);
+            quote_spanned!(ret_span=> #krate::__private::finish::<#erased>(#raced))
+        }
+        None => raced,
+    };
+
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let signature = signature(func, analysis, names, false);
+    let mut out = quote!(#(#attrs)* #vis #signature);
+    let mut new_body = Group::new(
+        proc_macro2::Delimiter::Brace,
+        quote! {
+            #(#inner_attrs)*
+            #setup
+            #tail
+        },
+    );
+    new_body.set_span(body.span());
+    out.extend([TokenTree::Group(new_body)]);
+    out
+}
+
+/// The fn with only its new parameter, and its body untouched: what callers should see while
+/// the user fixes the errors that follow it.
+fn fallback(
+    func: &MaybeFn,
+    body: &proc_macro2::Group,
+    analysis: &Analysis<'_>,
+    names: &Names,
+) -> TokenStream {
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let signature = signature(func, analysis, names, true);
+    quote!(#(#attrs)* #vis #signature #body)
+}
+
+/// The signature, piece by piece with the user's tokens, plus the injected parameter and the
+/// new return type (`fallback`: the injected parameter only).
+fn signature(
+    func: &MaybeFn,
+    analysis: &Analysis<'_>,
+    names: &Names,
+    fallback: bool,
+) -> TokenStream {
+    let sig: &Signature = &func.sig;
+    let Names { ctx, krate } = names;
+
+    let injected = match analysis.parent {
+        Parent::Injected { index } => {
+            let allow = fallback.then(|| quote!(#[allow(unused_variables)]));
+            Some((index, quote!(#allow #ctx: &#krate::Context)))
+        }
+        Parent::Adopted { .. } => None,
+    };
+
+    let mut tokens = TokenStream::new();
+    sig.constness.to_tokens(&mut tokens);
+    sig.asyncness.to_tokens(&mut tokens);
+    sig.safety.to_tokens(&mut tokens);
+    sig.abi.to_tokens(&mut tokens);
+    sig.fn_token.to_tokens(&mut tokens);
+    sig.ident.to_tokens(&mut tokens);
+    sig.generics.to_tokens(&mut tokens);
+    sig.paren_token.surround(&mut tokens, |tokens| {
+        let mut pending = injected;
+        for (i, pair) in sig.inputs.pairs().enumerate() {
+            if let Some((_, param)) = pending.take_if(|(index, _)| *index == i) {
+                tokens.extend(quote!(#param,));
+            }
+            pair.to_tokens(tokens);
+        }
+        if let Some((_, param)) = pending {
+            if !sig.inputs.empty_or_trailing() {
+                tokens.extend(quote!(,));
+            }
+            param.to_tokens(tokens);
+            if sig.variadic.is_some() {
+                tokens.extend(quote!(,));
+            }
+        }
+        sig.variadic.to_tokens(tokens);
+    });
+
+    match (&analysis.output, &sig.output) {
+        (Output::Wrapped(ty), output) if !fallback => {
+            let (arrow, ty, span) = match (output, ty) {
+                (syn::ReturnType::Type(arrow, _), Some(ty)) => {
+                    (quote!(#arrow), ty.to_token_stream(), ty.span())
+                }
+                _ => (quote!(->), quote!(()), Span::call_site()),
+            };
+            let krate = names.krate_at(span);
+            tokens.extend(arrow);
+            tokens.extend(quote_spanned!(blame(span)=>
+                ::core::result::Result<#ty, #krate::Error>
+            ));
+        }
+        (_, output) => output.to_tokens(&mut tokens),
+    }
+    sig.generics.where_clause.to_tokens(&mut tokens);
+    tokens
+}
+
+/// The type with every `impl Trait` replaced by `_`, for the places (a `let` type, a turbofish)
+/// where `impl Trait` is not allowed.
+fn erase_impl_trait(ty: &Type) -> TokenStream {
+    struct Eraser;
+    impl VisitMut for Eraser {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(impl_trait) = ty {
+                let span = impl_trait.impl_token.span;
+                *ty = Type::Infer(syn::TypeInfer {
+                    attrs: Vec::new(),
+                    underscore_token: syn::Token![_](span),
+                });
+            } else {
+                syn::visit_mut::visit_type_mut(self, ty);
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    Eraser.visit_type_mut(&mut ty);
+    ty.into_token_stream()
+}
+
+fn not_a_fn(head: Option<TokenTree>) -> syn::Error {
+    let span = head.as_ref().map_or_else(Span::call_site, TokenTree::span);
+    let container = matches!(&head, Some(TokenTree::Ident(i)) if i == "impl" || i == "trait");
+    let message = if container {
+        "`#[cancellable]` applies to an `async fn`, not to a whole block: put it on each \
+         `async fn` method that should take a context"
+    } else {
+        "`#[cancellable]` applies to an `async fn` only: put it on an `async fn name(..) { .. }`"
+    };
+    syn::Error::new(span, message)
+}
+
+fn no_body(func: &MaybeFn) -> syn::Error {
+    let span = func.semi.map_or_else(|| func.sig.span(), |semi| semi.span);
+    syn::Error::new(
+        span,
+        "`#[cancellable]` rewrites a body and this fn has none: in a trait, declare \
+         `ctx: &Context` in the method without `#[cancellable]` and put `#[cancellable]` on the \
+         method of each impl (or give this method a default body)",
+    )
+}
+
+fn with_errors(mut tokens: TokenStream, errors: Vec<syn::Error>) -> TokenStream {
+    let combined = errors.into_iter().reduce(|mut all, err| {
+        all.combine(err);
+        all
+    });
+    if let Some(err) = combined {
+        tokens.extend(err.into_compile_error());
+    }
+    tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(args: TokenStream, item: TokenStream) -> String {
+        cancellable(args, item).to_string()
+    }
+
+    #[test]
+    fn the_expansion_has_the_documented_shape() {
+        let out = expand(
+            quote!(timeout = "5s"),
+            quote!(
+                pub async fn load(db: &Db) -> Result<Row, AppError> {
+                    #![allow(unused)]
+                    db.get().await?
+                }
+            ),
+        );
+        let expected = quote! {
+            pub async fn load(ctx: &::ctx_core::Context, db: &Db) -> Result<Row, AppError> {
+                #![allow(unused)]
+                let (__ctx_child, __ctx_guard) = ::ctx_core::__private::Context::with_timeout(
+                    ::ctx_core::__private::Parent::parent(&ctx),
+                    ::ctx_core::__private::Duration::new(5u64, 0u32)
+                );
+                let ctx: &::ctx_core::__private::Context = &__ctx_child;
+                ::ctx_core::__private::finish::<Result<Row, AppError> >(
+                    ::ctx_core::__private::race(ctx, async move {
+                        #[allow(
+                            unknown_lints,
+                            unreachable_code,
+                            clippy::diverging_sub_expression,
+                            clippy::empty_loop,
+                            clippy::let_unit_value,
+                            clippy::let_with_type_underscore,
+                            clippy::needless_return,
+                            clippy::unreachable
+                        )]
+                        if false {
+                            let __ctx_ret: Result<Row, AppError> = loop {};
+                            return __ctx_ret;
+                        }
+                        db.get().await?
+                    }).await
+                )
+            }
+        };
+        assert_eq!(out, expected.to_string());
+    }
+
+    #[test]
+    fn a_plain_return_type_is_wrapped_and_a_crate_path_replaces_ctx_core() {
+        let out = expand(
+            quote!(crate = "my::ctx"),
+            quote!(
+                async fn f(&self) -> u8 {
+                    1
+                }
+            ),
+        );
+        assert!(out.starts_with(
+            "async fn f (& self , ctx : & my :: ctx :: Context) -> :: core :: result :: Result < u8 , my :: ctx :: Error >"
+        ), "{out}");
+        assert!(
+            out.contains("my :: ctx :: __private :: race_parent (ctx"),
+            "{out}"
+        );
+        assert!(!out.contains("ctx_core"), "{out}");
+    }
+
+    #[test]
+    fn misuse_keeps_the_fn_with_its_new_parameter() {
+        let out = expand(
+            quote!(timeout = "0s"),
+            quote!(
+                fn f(x: u8) -> u8 {
+                    x
+                }
+            ),
+        );
+        assert!(out.starts_with(
+            "fn f (# [allow (unused_variables)] ctx : & :: ctx_core :: Context , x : u8) -> u8 { x }"
+        ), "{out}");
+        assert!(out.contains("greater than zero"), "{out}");
+        assert!(out.contains("requires an `async fn`"), "{out}");
+    }
+
+    #[test]
+    fn anything_else_is_returned_unchanged_with_an_error() {
+        let out = expand(
+            quote!(),
+            quote!(
+                pub struct S;
+            ),
+        );
+        assert!(out.starts_with("pub struct S ;"), "{out}");
+        assert!(out.contains("applies to an `async fn` only"), "{out}");
+        for junk in [
+            quote!(),
+            quote!(async fn),
+            quote!({}),
+            quote!(#[x] pub),
+            quote!(fn f() -> {}),
+        ] {
+            let out = expand(quote!(=, timeout ==, "x"), junk);
+            assert!(out.contains("compile_error"), "{out}");
+        }
+    }
+}
