@@ -165,7 +165,7 @@ pub mod __private {
     /// The parent context of a `#[cancellable]` fn: its `ctx` parameter, `&Context` or
     /// `Context`.
     #[diagnostic::on_unimplemented(
-        message = "the context parameter of a `#[cancellable]` fn must be `&Context` or `Context`, not `{Self}`",
+        message = "the context parameter of a `#[cancellable]` fn must be `&ctx_core::Context` or `ctx_core::Context`, not `{Self}`",
         label = "expected `&ctx_core::Context` or `ctx_core::Context`",
         note = "write `ctx: &ctx_core::Context`, or rename this parameter and let `#[cancellable]` add `ctx` itself"
     )]

@@ -116,7 +116,11 @@ fn expand(
         Parent::Injected { .. } => quote!(#private::Parent::parent(&#ctx)),
         Parent::Adopted { ty } => {
             let krate = names.krate_at(ty.span());
-            quote_spanned!(blame(ty.span())=> #krate::__private::Parent::parent(&#ctx))
+            // The parameter, resolved as written but located at its type, so that the whole
+            // call (the argument included) is blamed on the type.
+            let mut param = ctx.clone();
+            param.set_span(ty.span().resolved_at(ctx.span()));
+            quote_spanned!(blame(ty.span())=> #krate::__private::Parent::parent(&#param))
         }
     };
 
@@ -173,7 +177,9 @@ fn expand(
         Output::Wrapped(Some(ty)) => (erase_impl_trait(ty), None),
         Output::Wrapped(None) => (quote_spanned!(ret_span=> ()), None),
     };
-    let ret_var = local("__ctx_ret");
+    // Invisible to the body, but located at the return type: rustc's "return type inferred to
+    // be `T` here" note points at this `return`.
+    let ret_var = Ident::new("__ctx_ret", Span::mixed_site().located_at(ret_span));
     let fake_return = quote_spanned! {ret_span=>
         #[allow(
             unknown_lints,
