@@ -1,4 +1,9 @@
 //! Runtime behaviour of `#[cancellable]`, on tokio's paused clock: no test waits for real time.
+//!
+//! The lints below also keep the expansion honest: `cargo clippy --all-targets -- -D warnings`
+//! lints every `#[cancellable]` fn here with them.
+
+#![warn(clippy::pedantic, unused_qualifications)]
 
 use std::io;
 use std::sync::Arc;
@@ -8,7 +13,7 @@ use std::time::Duration;
 use ctx_core::{Context, Error, cancellable};
 use tokio::time::{Instant, sleep};
 
-const HOUR: Duration = Duration::from_secs(3600);
+const HOUR: Duration = Duration::from_hours(1);
 
 /// Where a body got to: set by the body, read by the test.
 #[derive(Default)]
@@ -209,7 +214,7 @@ async fn outer(progress: &Progress) -> Result<u32, Error> {
 async fn inner(progress: &Progress) -> Result<u32, Error> {
     let _flag = DropFlag(progress);
     progress.started.store(true, Ordering::SeqCst);
-    sleep(Duration::from_secs(60)).await;
+    sleep(Duration::from_mins(1)).await;
     progress.finished.store(true, Ordering::SeqCst);
     Ok(1)
 }
@@ -260,7 +265,7 @@ enum AppError {
 
 impl From<Error> for AppError {
     fn from(err: Error) -> Self {
-        AppError::Stopped(err)
+        Self::Stopped(err)
     }
 }
 
