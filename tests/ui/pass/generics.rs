@@ -10,7 +10,11 @@ async fn describe<'a, T: Display + Send, const N: usize>(items: &'a [T; N], sep:
 where
     T: Sync,
 {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(sep)
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 #[cancellable]
@@ -36,7 +40,10 @@ impl<T: Clone + Send + Sync> Wrapper<T> {
 #[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() {
     let ctx = Context::background();
-    assert_eq!(describe(&ctx, &[1, 2, 3], "-").await, Ok("1-2-3".to_string()));
+    assert_eq!(
+        describe(&ctx, &[1, 2, 3], "-").await,
+        Ok("1-2-3".to_string())
+    );
     assert_eq!(first(&ctx, "a", "b").await, Ok("a"));
     assert_eq!(Wrapper(1u8).get(&ctx, 'x').await, Ok((1, 'x')));
 }

@@ -21,5 +21,8 @@ async fn main() {
     let ctx = Context::background();
     let at = Instant::now() + Duration::from_secs(9);
     assert_eq!(until(&ctx, at).await, Ok(Some(at)));
-    assert_eq!(after(&ctx, at, 1).await, Ok(Some(at + Duration::from_secs(1))));
+    assert_eq!(
+        after(&ctx, at, 1).await,
+        Ok(Some(at + Duration::from_secs(1)))
+    );
 }

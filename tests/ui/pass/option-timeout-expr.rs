@@ -34,7 +34,15 @@ async fn main() {
     let ctx = Context::background();
     let now = Instant::now();
     assert_eq!(constant(&ctx).await, Ok(Some(now + LIMIT)));
-    assert_eq!(argument(&ctx, 7).await, Ok(Some(now + Duration::from_millis(7))));
-    let client = Client { limit: Duration::from_secs(1) };
-    assert_eq!(client.call(&ctx).await, Ok(Some(now + Duration::from_secs(2))));
+    assert_eq!(
+        argument(&ctx, 7).await,
+        Ok(Some(now + Duration::from_millis(7)))
+    );
+    let client = Client {
+        limit: Duration::from_secs(1),
+    };
+    assert_eq!(
+        client.call(&ctx).await,
+        Ok(Some(now + Duration::from_secs(2)))
+    );
 }

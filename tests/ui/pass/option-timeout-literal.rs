@@ -30,8 +30,17 @@ async fn fraction() -> Option<Instant> {
 async fn main() {
     let ctx = Context::background();
     let now = Instant::now();
-    assert_eq!(quarter(&ctx).await, Ok(Some(now + Duration::from_millis(250))));
+    assert_eq!(
+        quarter(&ctx).await,
+        Ok(Some(now + Duration::from_millis(250)))
+    );
     assert_eq!(ninety(&ctx).await, Ok(Some(now + Duration::from_secs(90))));
-    assert_eq!(two_hours(&ctx).await, Ok(Some(now + Duration::from_secs(7200))));
-    assert_eq!(fraction(&ctx).await, Ok(Some(now + Duration::from_millis(1500))));
+    assert_eq!(
+        two_hours(&ctx).await,
+        Ok(Some(now + Duration::from_secs(7200)))
+    );
+    assert_eq!(
+        fraction(&ctx).await,
+        Ok(Some(now + Duration::from_millis(1500)))
+    );
 }

@@ -13,7 +13,11 @@ trait Greeter {
 
     #[cancellable]
     async fn greet_twice(&self, ctx: &Context) -> Result<String, Error> {
-        Ok(format!("{} {}", self.greet(ctx).await?, self.greet(ctx).await?))
+        Ok(format!(
+            "{} {}",
+            self.greet(ctx).await?,
+            self.greet(ctx).await?
+        ))
     }
 }
 
