@@ -265,6 +265,18 @@ fn ctx_name(value: Expr) -> syn::Result<Ident> {
     match &value {
         Expr::Path(path) if path.attrs.is_empty() && path.qself.is_none() => {
             if let Some(ident) = path.path.get_ident() {
+                if ["self", "Self", "crate", "super"]
+                    .iter()
+                    .any(|kw| ident == kw)
+                {
+                    return Err(syn::Error::new_spanned(
+                        ident,
+                        format_args!(
+                            "`{ident}` is a keyword, not a parameter name; write `ctx = name` \
+                             with the name of the context parameter, such as `ctx = parent`"
+                        ),
+                    ));
+                }
                 return Ok(ident.clone());
             }
         }
@@ -391,6 +403,8 @@ mod tests {
         assert!(errors[0].starts_with("malformed option `timeout`: write `timeout = \"5s\"`"));
         assert!(errors[1].starts_with("malformed option `deadline`"));
         assert!(errors[2].starts_with("unknown option `other`"));
+        let (_, errors) = parse(quote!(ctx = self));
+        assert!(errors[0].starts_with("`self` is a keyword"), "{errors:?}");
         let (_, errors) = parse(quote!(timeout = ));
         assert!(errors[0].starts_with("expected a value after `timeout =`"));
     }

@@ -7,7 +7,7 @@
 //! the glue are `mixed_site`, invisible to the body; the `ctx` the body sees is `call_site` (or
 //! the user's own `ctx = name` token).
 
-use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
@@ -102,7 +102,7 @@ fn respan(tokens: TokenStream, span: impl Fn(Span) -> Span + Copy) -> TokenStrea
 /// The full rewrite of a well-formed `async fn`.
 fn expand(
     func: &MaybeFn,
-    body: &proc_macro2::Group,
+    body: &Group,
     analysis: &Analysis<'_>,
     options: &Options,
     names: &Names,
@@ -214,7 +214,7 @@ fn expand(
     let signature = signature(func, analysis, names, false);
     let mut out = quote!(#(#attrs)* #vis #signature);
     let mut new_body = Group::new(
-        proc_macro2::Delimiter::Brace,
+        Delimiter::Brace,
         quote! {
             #(#inner_attrs)*
             #setup
@@ -228,12 +228,7 @@ fn expand(
 
 /// The fn with only its new parameter, and its body untouched: what callers should see while
 /// the user fixes the errors that follow it.
-fn fallback(
-    func: &MaybeFn,
-    body: &proc_macro2::Group,
-    analysis: &Analysis<'_>,
-    names: &Names,
-) -> TokenStream {
+fn fallback(func: &MaybeFn, body: &Group, analysis: &Analysis<'_>, names: &Names) -> TokenStream {
     let attrs = &func.attrs;
     let vis = &func.vis;
     let signature = signature(func, analysis, names, true);
