@@ -44,7 +44,7 @@ use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use crate::error::{CANCELED, Cause, DEADLINE, Error, LIVE, REASON, SETTLED};
-use crate::sync::{Arc, AtomicU8, AtomicU32, Mutex, Ordering, lock, thread_local, yield_now};
+use crate::sync::{Arc, AtomicU8, AtomicU32, Mutex, Ordering, lock, yield_now};
 
 type Children = SmallVec<[Arc<Node>; 1]>;
 
@@ -126,7 +126,14 @@ enum Work {
 /// in, so only the outermost walk (and a cancel outside any walk) waits for other threads.
 struct Walk;
 
-thread_local! {
+#[cfg(not(loom))]
+std::thread_local! {
+    static WALK_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+// loom's `thread_local!` has no `const` form.
+#[cfg(loom)]
+loom::thread_local! {
     static WALK_DEPTH: std::cell::Cell<u32> = std::cell::Cell::new(0);
 }
 
