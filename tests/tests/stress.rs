@@ -182,5 +182,8 @@ fn threads_and_runtimes_racing_leave_no_deadlock_lost_wakeup_or_leak() {
     finished.store(true, Ordering::SeqCst);
     // Allow the runtime's own buffers a little room, but not a per-context leak (rounds make
     // about 9,000 contexts each).
-    assert!(grown < 64 * 1024, "the heap grew by {grown} bytes over {ROUNDS} rounds");
+    assert!(
+        grown < 64 * 1024,
+        "the heap grew by {grown} bytes over {ROUNDS} rounds"
+    );
 }
