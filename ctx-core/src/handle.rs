@@ -56,7 +56,11 @@ impl CancelHandle {
     /// ```
     pub fn cancel_with_cause(&self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) {
         // Box the cause only if it can still matter; either way, return only once ended.
-        let cause = self.node.state().is_none().then(|| Cause::from(cause.into()));
+        let cause = self
+            .node
+            .state()
+            .is_none()
+            .then(|| Cause::from(cause.into()));
         self.node.cancel(cause);
     }
 }

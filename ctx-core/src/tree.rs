@@ -9,9 +9,10 @@
 //!    waiters and the after-funcs. Anyone who sees the node live under its lock may therefore
 //!    register a child, a waiter or an after-func and is certain to be found by the end.
 //! 2. A live node is in its parent's `children` list at index `slot` (both guarded by the
-//!    parent's lock), and is removed from it when it ends on its own (cancel, its own deadline).
-//!    When the parent ends it takes the whole list, and the children do not touch it again.
-//!    So a parent never holds an ended child, and removal is O(1) (`swap_remove`).
+//!    parent's lock). When it ends on its own (cancel, its own deadline) it removes itself, in
+//!    O(1) (`swap_remove`), once its own subtree has ended. When the parent ends it takes the
+//!    whole list, and the children do not touch it again. So a parent holds an ended child only
+//!    while that child's end is still under way.
 //! 3. Every node ends at the latest when its [`CancelHandle`](crate::CancelHandle) is dropped,
 //!    which breaks the parent ⇄ child reference cycle of invariant 2.
 //! 4. Nothing the user wrote runs while a lock is held: wakers are woken, after-funcs run and
@@ -43,7 +44,7 @@ use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use crate::error::{CANCELED, Cause, DEADLINE, Error, LIVE, REASON, SETTLED};
-use crate::sync::{Arc, AtomicU8, AtomicU32, Mutex, Ordering, lock, thread_local, yield_now};
+use crate::sync::{Arc, AtomicU8, AtomicU32, Mutex, Ordering, lock, yield_now};
 
 type Children = SmallVec<[Arc<Node>; 1]>;
 
@@ -125,8 +126,15 @@ enum Work {
 /// in, so only the outermost walk (and a cancel outside any walk) waits for other threads.
 struct Walk;
 
-thread_local! {
+#[cfg(not(loom))]
+std::thread_local! {
     static WALK_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+// loom's `thread_local!` has no `const` form.
+#[cfg(loom)]
+loom::thread_local! {
+    static WALK_DEPTH: std::cell::Cell<u32> = std::cell::Cell::new(0);
 }
 
 impl Walk {
@@ -306,9 +314,6 @@ impl Node {
             }
             return;
         };
-        if unregister {
-            self.unregister();
-        }
         let walk = Walk::enter();
         let may_wait = Walk::may_wait(1);
         let mut afters: Vec<AfterEntry> = Vec::new();
@@ -341,6 +346,12 @@ impl Node {
         }
         if has_children {
             self.settle();
+        }
+        // Only now: until its subtree has ended, a parent that ends concurrently must find this
+        // node in its list and wait for it (found by the loom model
+        // `a_child_dropped_while_its_parent_cancels`).
+        if unregister {
+            self.unregister();
         }
         drop(walk);
         // Every node of the subtree has ended before any after-func runs.

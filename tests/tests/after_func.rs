@@ -34,7 +34,10 @@ fn runs_when_an_ancestor_ends_and_sees_the_subtree_ended() {
     let flag = seen.clone();
     let _after = child.after_func(move || flag.store(grandchild.is_done(), Ordering::SeqCst));
     handle.cancel();
-    assert!(seen.load(Ordering::SeqCst), "the grandchild was still live in the after-func");
+    assert!(
+        seen.load(Ordering::SeqCst),
+        "the grandchild was still live in the after-func"
+    );
 }
 
 #[test]
@@ -132,7 +135,10 @@ fn an_after_func_may_cancel_contexts_including_its_own() {
     });
     handle.cancel();
     assert_eq!(other.err(), Some(Error::Canceled));
-    assert_eq!(other.cause().unwrap().to_string(), "cancelled from an after-func");
+    assert_eq!(
+        other.cause().unwrap().to_string(),
+        "cancelled from an after-func"
+    );
 }
 
 #[tokio::test(start_paused = true)]

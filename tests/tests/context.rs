@@ -109,7 +109,7 @@ fn a_context_stays_usable_after_every_call() {
     let (ctx, handle) = Context::background().with_cancel();
     let _ = ctx.err();
     let _ = ctx.cause();
-    let _ = ctx.done();
+    drop(ctx.done());
     let _ = ctx.with_value(1u8);
     handle.cancel();
     assert_eq!(ctx.err(), Some(Error::Canceled));

@@ -36,7 +36,11 @@ async fn the_first_error_cancels_the_rest_and_is_returned() {
     for _ in 0..3 {
         let (gctx, stopped) = (gctx.clone(), stopped.clone());
         group.spawn(async move {
-            if gctx.run(tokio::time::sleep(Duration::from_secs(60))).await.is_err() {
+            if gctx
+                .run(tokio::time::sleep(Duration::from_secs(60)))
+                .await
+                .is_err()
+            {
                 stopped.fetch_add(1, Ordering::SeqCst);
             }
             Ok(())
@@ -86,7 +90,10 @@ async fn a_panic_is_resumed_by_wait_after_the_others_were_cancelled() {
     });
     let waited = tokio::spawn(group.wait()).await;
     let payload = waited.unwrap_err().into_panic();
-    assert_eq!(payload.downcast_ref::<&str>(), Some(&"task panics on purpose"));
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"task panics on purpose")
+    );
     assert_eq!(stopped.load(Ordering::SeqCst), 1);
     assert!(gctx.is_done());
 }

@@ -88,7 +88,11 @@ fn a_million_wide_fan_out_cancelled_then_dropped() {
         let (parent, handle) = Context::background().with_cancel();
         let children: Vec<(Context, CancelHandle)> = (0..N).map(|_| parent.with_cancel()).collect();
         handle.cancel();
-        assert!(children.iter().all(|(child, _)| child.err() == Some(Error::Canceled)));
+        assert!(
+            children
+                .iter()
+                .all(|(child, _)| child.err() == Some(Error::Canceled))
+        );
         drop(children);
         drop(parent);
     });

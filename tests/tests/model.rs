@@ -1,0 +1,393 @@
+//! Property test: random trees of contexts, built and mutated by random operations (derive,
+//! cancel, drop, the paused clock passing deadlines, after-funcs added and stopped), checked
+//! after every step against a small reference model of Go's semantics: who has ended, with which
+//! `err` and `cause`, what `deadline()` and `value()` say, which after-funcs ran. When
+//! everything is dropped, the live heap is back where it started (this binary counts
+//! allocations, and has this one test so that nothing else allocates meanwhile).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::time::Duration;
+
+use ctx_core::{AfterFunc, CancelHandle, Context, Error};
+use proptest::prelude::*;
+
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[derive(Clone, Debug)]
+enum Derive {
+    Cancel,
+    Timeout(u64),
+    TimeoutCause(u64),
+    Value(u32),
+    WithoutCancel,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Derive from entry `parent` (modulo the number of entries; entry 0 is background).
+    Derive {
+        parent: usize,
+        how: Derive,
+    },
+    Cancel {
+        target: usize,
+        with_cause: bool,
+    },
+    /// Drop an entry's context and handle.
+    Drop {
+        target: usize,
+    },
+    /// Let the paused clock run this many milliseconds.
+    Advance(u64),
+    AfterFunc {
+        target: usize,
+    },
+    Stop {
+        after: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let derive = prop_oneof![
+        3 => Just(Derive::Cancel),
+        2 => (0u64..40).prop_map(Derive::Timeout),
+        2 => (0u64..40).prop_map(Derive::TimeoutCause),
+        1 => (0u32..4).prop_map(Derive::Value),
+        1 => Just(Derive::WithoutCancel),
+    ];
+    prop_oneof![
+        6 => (any::<usize>(), derive).prop_map(|(parent, how)| Op::Derive { parent, how }),
+        2 => (any::<usize>(), any::<bool>())
+            .prop_map(|(target, with_cause)| Op::Cancel { target, with_cause }),
+        1 => any::<usize>().prop_map(|target| Op::Drop { target }),
+        2 => (1u64..25).prop_map(Op::Advance),
+        2 => any::<usize>().prop_map(|target| Op::AfterFunc { target }),
+        1 => any::<usize>().prop_map(|after| Op::Stop { after }),
+    ]
+}
+
+/// A cancellation node of the model (one per `with_cancel`/`with_timeout`).
+struct Node {
+    children: Vec<usize>,
+    /// An own deadline (earlier than the parent's), with its cause text.
+    own_deadline: Option<(u64, String)>,
+    deadline: Option<u64>,
+    ended: Option<(Error, String)>,
+}
+
+/// A context the test holds, and what the model says it is.
+struct Entry {
+    real: Option<(Context, Option<CancelHandle>)>,
+    node: Option<usize>,
+    value: Option<u32>,
+}
+
+struct After {
+    real: AfterFunc,
+    ran: Arc<AtomicBool>,
+    node: Option<usize>,
+    model_ran: bool,
+    model_stopped: bool,
+}
+
+#[derive(Default)]
+struct Model {
+    now: u64,
+    nodes: Vec<Node>,
+    afters: Vec<After>,
+}
+
+impl Model {
+    /// Ends `id` and its live subtree: the first end wins.
+    fn end(&mut self, id: usize, err: Error, cause: String) {
+        let mut stack = vec![(id, err, cause)];
+        while let Some((id, err, cause)) = stack.pop() {
+            if self.nodes[id].ended.is_some() {
+                continue;
+            }
+            self.nodes[id].ended = Some((err, cause.clone()));
+            for after in self.afters.iter_mut() {
+                if after.node == Some(id) && !after.model_stopped {
+                    after.model_ran = true;
+                }
+            }
+            for &child in &self.nodes[id].children {
+                stack.push((child, err, cause.clone()));
+            }
+        }
+    }
+
+    /// Moves the clock to `to`, ending every owner of a deadline on the way, in time order.
+    fn advance(&mut self, to: u64) {
+        let mut due: Vec<(u64, usize)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(id, n)| match (&n.own_deadline, &n.ended) {
+                (Some((at, _)), None) if *at <= to => Some((*at, id)),
+                _ => None,
+            })
+            .collect();
+        // Parents were created before their children: ties go to the ancestor.
+        due.sort();
+        for (_, id) in due {
+            let cause = self.nodes[id].own_deadline.as_ref().unwrap().1.clone();
+            self.end(id, Error::DeadlineExceeded, cause);
+        }
+        self.now = to;
+    }
+}
+
+async fn run_ops(ops: Vec<Op>) {
+    let baseline = LIVE_BYTES.load(Ordering::SeqCst);
+    let mut model = Model::default();
+    let mut entries = vec![Entry {
+        real: Some((Context::background(), None)),
+        node: None,
+        value: None,
+    }];
+    for (step, op) in ops.into_iter().enumerate() {
+        apply(&mut model, &mut entries, op.clone(), step).await;
+        check(&model, &entries, &op, step);
+    }
+    for after in model.afters.drain(..) {
+        drop(after.real);
+    }
+    drop(entries);
+    drop(model);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let leaked = LIVE_BYTES.load(Ordering::SeqCst) - baseline;
+    assert!(
+        leaked <= 0,
+        "{leaked} bytes still live after everything was dropped"
+    );
+}
+
+async fn apply(model: &mut Model, entries: &mut Vec<Entry>, op: Op, step: usize) {
+    match op {
+        Op::Derive { parent, how } => {
+            let parent = parent % entries.len();
+            let Some((parent_ctx, _)) = entries[parent].real.as_ref() else {
+                return;
+            };
+            let (parent_node, parent_value) = (entries[parent].node, entries[parent].value);
+            let entry = match how {
+                Derive::Value(v) => Entry {
+                    real: Some((parent_ctx.with_value(v), None)),
+                    node: parent_node,
+                    value: Some(v),
+                },
+                Derive::WithoutCancel => Entry {
+                    real: Some((parent_ctx.without_cancel(), None)),
+                    node: None,
+                    value: parent_value,
+                },
+                Derive::Cancel | Derive::Timeout(_) | Derive::TimeoutCause(_) => {
+                    let (real, own) = match how {
+                        Derive::Cancel => (parent_ctx.with_cancel(), None),
+                        Derive::Timeout(ms) => (
+                            parent_ctx.with_timeout(Duration::from_millis(ms)),
+                            Some((model.now + ms, Error::DeadlineExceeded.to_string())),
+                        ),
+                        Derive::TimeoutCause(ms) => {
+                            let cause = format!("deadline cause {step}");
+                            (
+                                parent_ctx
+                                    .with_timeout_cause(Duration::from_millis(ms), cause.clone()),
+                                Some((model.now + ms, cause)),
+                            )
+                        }
+                        _ => unreachable!(),
+                    };
+                    let inherited = parent_node.and_then(|p| model.nodes[p].deadline);
+                    let own = own.filter(|(at, _)| inherited.is_none_or(|i| *at < i));
+                    let id = model.nodes.len();
+                    model.nodes.push(Node {
+                        children: Vec::new(),
+                        deadline: own.as_ref().map(|(at, _)| *at).or(inherited),
+                        own_deadline: own.clone(),
+                        ended: None,
+                    });
+                    match parent_node.and_then(|p| model.nodes[p].ended.clone()) {
+                        Some((err, cause)) => model.nodes[id].ended = Some((err, cause)),
+                        None => {
+                            if let Some(p) = parent_node {
+                                model.nodes[p].children.push(id);
+                            }
+                            if let Some((at, cause)) = own
+                                && at <= model.now
+                            {
+                                model.end(id, Error::DeadlineExceeded, cause);
+                            }
+                        }
+                    }
+                    Entry {
+                        real: Some((real.0, Some(real.1))),
+                        node: Some(id),
+                        value: parent_value,
+                    }
+                }
+            };
+            entries.push(entry);
+        }
+        Op::Cancel { target, with_cause } => {
+            let target = target % entries.len();
+            let (Some((_, Some(handle))), Some(id)) = (&entries[target].real, entries[target].node)
+            else {
+                return;
+            };
+            let cause = format!("cancel cause {step}");
+            if with_cause {
+                handle.cancel_with_cause(cause.clone());
+            } else {
+                handle.cancel();
+            }
+            let cause = if with_cause {
+                cause
+            } else {
+                Error::Canceled.to_string()
+            };
+            model.end(id, Error::Canceled, cause);
+        }
+        Op::Drop { target } => {
+            let target = target % entries.len();
+            if target == 0 {
+                return;
+            }
+            if let Some((_, Some(_))) = entries[target].real.take()
+                && let Some(id) = entries[target].node
+            {
+                model.end(id, Error::Canceled, Error::Canceled.to_string());
+            }
+        }
+        Op::Advance(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            // Let the tasks that fire after-funcs on deadlines run.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            model.advance(model.now + ms);
+        }
+        Op::AfterFunc { target } => {
+            let target = target % entries.len();
+            let Some((ctx, _)) = &entries[target].real else {
+                return;
+            };
+            let ran = Arc::new(AtomicBool::new(false));
+            let flag = ran.clone();
+            let real = ctx.after_func(move || {
+                assert!(
+                    !flag.swap(true, Ordering::SeqCst),
+                    "an after-func ran twice"
+                );
+            });
+            let node = entries[target].node;
+            let model_ran = node.is_some_and(|id| model.nodes[id].ended.is_some());
+            model.afters.push(After {
+                real,
+                ran,
+                node,
+                model_ran,
+                model_stopped: false,
+            });
+        }
+        Op::Stop { after } => {
+            if model.afters.is_empty() {
+                return;
+            }
+            let index = after % model.afters.len();
+            let after = &mut model.afters[index];
+            let stopped = after.real.stop();
+            let expected = !after.model_ran && !after.model_stopped;
+            assert_eq!(stopped, expected, "stop() at step {step}");
+            after.model_stopped |= stopped;
+        }
+    }
+}
+
+fn check(model: &Model, entries: &[Entry], op: &Op, step: usize) {
+    // Observe every context first: a deadline that passed unobserved ends its owner now, and
+    // that runs its after-funcs.
+    for entry in entries {
+        if let Some((ctx, _)) = &entry.real {
+            let _ = ctx.err();
+        }
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        let Some((ctx, _)) = &entry.real else {
+            continue;
+        };
+        let node = entry.node.map(|id| &model.nodes[id]);
+        let expected = node.and_then(|n| n.ended.clone());
+        let context = format!("entry {i} after step {step} ({op:?})");
+        assert_eq!(
+            ctx.err(),
+            expected.as_ref().map(|e| e.0),
+            "err of {context}"
+        );
+        assert_eq!(
+            ctx.cause().map(|c| c.to_string()),
+            expected.map(|e| e.1),
+            "cause of {context}"
+        );
+        let deadline = ctx.deadline().map(|d| {
+            let start = tokio::time::Instant::now() - Duration::from_millis(model.now);
+            (d - start).as_millis() as u64
+        });
+        assert_eq!(
+            deadline,
+            node.and_then(|n| n.deadline),
+            "deadline of {context}"
+        );
+        assert_eq!(
+            ctx.value::<u32>().copied(),
+            entry.value,
+            "value of {context}"
+        );
+    }
+    for (i, after) in model.afters.iter().enumerate() {
+        assert_eq!(
+            after.ran.load(Ordering::SeqCst),
+            after.model_ran && !after.model_stopped,
+            "after-func {i} after step {step} ({op:?})"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_trees_match_the_model(ops in prop::collection::vec(op(), 1..60)) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(run_ops(ops));
+    }
+}
