@@ -139,10 +139,9 @@ fn round(runtime: &tokio::runtime::Runtime, seed: u64) {
         .map(|_| {
             let handles = handles.clone();
             std::thread::spawn(move || {
-                while let Some(handle) = {
-                    let popped = handles.lock().unwrap().pop();
-                    popped
-                } {
+                // The lock is released before the handle is dropped (which cancels).
+                let pop = || handles.lock().unwrap().pop();
+                while let Some(handle) = pop() {
                     drop(handle);
                 }
             })
