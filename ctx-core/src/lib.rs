@@ -126,8 +126,6 @@ pub use error::{Cause, Error};
 pub use group::Group;
 pub use handle::CancelHandle;
 
-/// Makes an `async fn` take a [`Context`] and stop when it ends; see the
-/// [`ctx_macros`](https://docs.rs/ctx-macros) documentation for every option.
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 #[doc(inline)]
