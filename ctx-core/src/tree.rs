@@ -370,16 +370,28 @@ impl Node {
         if self.state.load(Ordering::Relaxed) != LIVE {
             return None;
         }
-        let extra = shared.extra.get_or_insert_with(Box::default);
         let (code, cause) = if own_deadline_passed {
             // This node's own deadline came first: it wins over whatever ends it now.
-            (DEADLINE, extra.deadline_cause.take())
+            let cause = shared.extra.as_mut().and_then(|e| e.deadline_cause.take());
+            (DEADLINE, cause)
         } else {
             (code & REASON, cause)
         };
-        extra.cause = cause.clone();
-        let waiters = std::mem::take(&mut extra.waiters);
-        let afters = std::mem::take(&mut extra.afters);
+        // Most nodes end with no cause, waiter or after-func: they never allocate `Extra`.
+        let (waiters, afters) = match (shared.extra.as_mut(), &cause) {
+            (Some(extra), _) => {
+                extra.cause = cause.clone();
+                (std::mem::take(&mut extra.waiters), std::mem::take(&mut extra.afters))
+            }
+            (None, Some(cause)) => {
+                shared.extra = Some(Box::new(Extra {
+                    cause: Some(cause.clone()),
+                    ..Extra::default()
+                }));
+                (Slab::new(), Slab::new())
+            }
+            (None, None) => (Slab::new(), Slab::new()),
+        };
         let children = std::mem::take(&mut shared.children);
         // A node without children has nothing more to end: it is settled at once.
         let settled = if children.is_empty() { SETTLED } else { 0 };

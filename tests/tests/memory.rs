@@ -194,8 +194,25 @@ fn a_live_child_costs_at_most_256_bytes_with_its_entry_in_the_parent() {
     assert!(per_link <= 96.0, "{per_link} bytes per context in a chain");
 }
 
+fn deriving_is_one_allocation_and_ending_without_a_cause_allocates_nothing() {
+    let (parent, _handle) = Context::background().with_cancel();
+    // Warm the parent's child list.
+    drop(parent.with_cancel());
+    for (name, parent) in [("background", Context::background()), ("a live parent", parent)] {
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let (child, handle) = parent.with_cancel();
+        let derived = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        handle.cancel();
+        let ended = ALLOCATIONS.load(Ordering::SeqCst) - before - derived;
+        drop((child, handle));
+        assert_eq!(derived, 1, "allocations to derive from {name}");
+        assert_eq!(ended, 0, "allocations to cancel a child of {name}");
+    }
+}
+
 #[test]
 fn memory_rules() {
+    deriving_is_one_allocation_and_ending_without_a_cause_allocates_nothing();
     // Cheapest first, so that a failure is reported quickly.
     background_allocates_nothing();
     a_live_child_costs_at_most_256_bytes_with_its_entry_in_the_parent();
