@@ -61,8 +61,9 @@ impl Context {
         &self,
         own_deadline: Option<Instant>,
         cause: Option<Cause>,
+        now: Now,
     ) -> (Context, CancelHandle) {
-        let node = Node::derive(self.node.as_ref(), own_deadline, cause);
+        let node = Node::derive(self.node.as_ref(), own_deadline, cause, now);
         let ctx = Context {
             node: Some(node.clone()),
             values: self.values.clone(),
@@ -86,7 +87,7 @@ impl Context {
     /// assert_eq!(child.err(), Some(Error::Canceled));
     /// ```
     pub fn with_cancel(&self) -> (Context, CancelHandle) {
-        self.derive(None, None)
+        self.derive(None, None, Now::default())
     }
 
     /// A child that also ends with [`Error::DeadlineExceeded`] `timeout` from now.
@@ -110,7 +111,8 @@ impl Context {
     /// # }
     /// ```
     pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
-        self.derive(Instant::now().checked_add(timeout), None)
+        let now = Instant::now();
+        self.derive(now.checked_add(timeout), None, Now::reading(now))
     }
 
     /// A child that also ends with [`Error::DeadlineExceeded`] at `deadline`.
@@ -130,7 +132,7 @@ impl Context {
     /// assert_eq!(child.deadline(), Some(soon)); // the parent's is earlier
     /// ```
     pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelHandle) {
-        self.derive(Some(deadline), None)
+        self.derive(Some(deadline), None, Now::default())
     }
 
     /// Like [`with_timeout`](Self::with_timeout); if the timeout ends the child, its
@@ -150,8 +152,9 @@ impl Context {
         timeout: Duration,
         cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> (Context, CancelHandle) {
-        let deadline = Instant::now().checked_add(timeout);
-        self.derive(deadline, Some(Cause::from(cause.into())))
+        let now = Instant::now();
+        let cause = Cause::from(cause.into());
+        self.derive(now.checked_add(timeout), Some(cause), Now::reading(now))
     }
 
     /// Like [`with_deadline`](Self::with_deadline), with the `cause` reported if the deadline
@@ -161,7 +164,11 @@ impl Context {
         deadline: Instant,
         cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> (Context, CancelHandle) {
-        self.derive(Some(deadline), Some(Cause::from(cause.into())))
+        self.derive(
+            Some(deadline),
+            Some(Cause::from(cause.into())),
+            Now::default(),
+        )
     }
 
     /// A child carrying `value`, found by [`value::<T>()`](Self::value) here and in every

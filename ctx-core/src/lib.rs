@@ -139,6 +139,21 @@ pub mod __private {
     pub use crate::{CancelHandle, Context, Error, Run};
     pub use tokio::time::{Duration, Instant};
 
+    /// `parent.with_timeout(timeout)`, guard first: bound as `let (guard, child) = ...`, the
+    /// child is dropped before the guard (locals drop in reverse order).
+    #[inline]
+    pub fn with_timeout(parent: &Context, timeout: Duration) -> (CancelHandle, Context) {
+        let (child, guard) = parent.with_timeout(timeout);
+        (guard, child)
+    }
+
+    /// `parent.with_deadline(deadline)`, guard first, as [`with_timeout`].
+    #[inline]
+    pub fn with_deadline(parent: &Context, deadline: Instant) -> (CancelHandle, Context) {
+        let (child, guard) = parent.with_deadline(deadline);
+        (guard, child)
+    }
+
     /// Races the body of a `#[cancellable]` fn against the child context derived for it.
     ///
     /// The child was derived an instant ago, so the first poll checks its state without reading

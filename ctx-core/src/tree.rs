@@ -93,6 +93,11 @@ pub(crate) trait AfterRun: Send + Sync {
 pub(crate) struct Now(Option<Instant>);
 
 impl Now {
+    /// A reading taken just now.
+    pub(crate) fn reading(now: Instant) -> Now {
+        Now(Some(now))
+    }
+
     /// A reading known to be no earlier than `at` (a timer for `at` has fired).
     pub(crate) fn at_least(at: Instant) -> Now {
         Now(Some(Instant::now().max(at)))
@@ -176,12 +181,14 @@ impl Node {
     }
 
     /// Derives a node below `parent` (or a root), with an optional own deadline.
+    ///
+    /// `now` may already hold a clock reading (`with_timeout` took one to compute the deadline).
     pub(crate) fn derive(
         parent: Option<&Arc<Node>>,
         own_deadline: Option<Instant>,
         deadline_cause: Option<Cause>,
+        mut now: Now,
     ) -> Arc<Node> {
-        let mut now = Now::default();
         let inherited = parent.and_then(|p| p.deadline);
         let (deadline, owns_deadline) = match (own_deadline, inherited) {
             // The parent's deadline is no later: the child ends with the parent.
@@ -381,7 +388,10 @@ impl Node {
         let (waiters, afters) = match (shared.extra.as_mut(), &cause) {
             (Some(extra), _) => {
                 extra.cause = cause.clone();
-                (std::mem::take(&mut extra.waiters), std::mem::take(&mut extra.afters))
+                (
+                    std::mem::take(&mut extra.waiters),
+                    std::mem::take(&mut extra.afters),
+                )
             }
             (None, Some(cause)) => {
                 shared.extra = Some(Box::new(Extra {

@@ -128,7 +128,9 @@ fn expand(
     let (child, guard) = (local("__ctx_child"), local("__ctx_guard"));
     let derive = |call: TokenStream| {
         quote! {
-            let (#child, #guard) = #call;
+            // Guard first: the child context is dropped before the guard, so that a guard that
+            // is then the node's only owner frees it without ending it observably.
+            let (#guard, #child) = #call;
             let #ctx: &#private::Context = &#child;
         }
     };
@@ -139,7 +141,7 @@ fn expand(
                 let duration =
                     quote_spanned!(blame(*span)=> #krate::__private::Duration::new(#secs, #nanos));
                 (
-                    derive(quote!(#private::Context::with_timeout(#parent, #duration))),
+                    derive(quote!(#private::with_timeout(#parent, #duration))),
                     quote!(race),
                 )
             }
@@ -149,7 +151,7 @@ fn expand(
                 let eval = quote_spanned!(blame(expr.span())=>
                     let #var: #krate::__private::Duration = #expr;
                 );
-                let derive = derive(quote!(#private::Context::with_timeout(#parent, #var)));
+                let derive = derive(quote!(#private::with_timeout(#parent, #var)));
                 (quote!(#eval #derive), quote!(race))
             }
         },
@@ -159,7 +161,7 @@ fn expand(
             let eval = quote_spanned!(blame(expr.span())=>
                 let #var: #krate::__private::Instant = #expr;
             );
-            let derive = derive(quote!(#private::Context::with_deadline(#parent, #var)));
+            let derive = derive(quote!(#private::with_deadline(#parent, #var)));
             (quote!(#eval #derive), quote!(race))
         }
         // No option: the body races the caller's context itself.
@@ -379,7 +381,7 @@ mod tests {
         let expected = quote! {
             pub async fn load(ctx: &::ctx_core::Context, db: &Db) -> Result<Row, AppError> {
                 #![allow(unused)]
-                let (__ctx_child, __ctx_guard) = ::ctx_core::__private::Context::with_timeout(
+                let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_timeout(
                     ::ctx_core::__private::Parent::parent(&ctx),
                     ::ctx_core::__private::Duration::new(5u64, 0u32)
                 );

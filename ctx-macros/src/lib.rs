@@ -87,7 +87,7 @@ use proc_macro::TokenStream;
 /// # impl From<ctx_core::Error> for AppError { fn from(_: ctx_core::Error) -> Self { AppError::Stopped } }
 /// pub async fn load(ctx: &::ctx_core::Context, db: &Db) -> Result<Row, AppError> {
 ///     // The child context, and the handle that cancels it when the fn returns.
-///     let (__ctx_child, __ctx_guard) = ::ctx_core::__private::Context::with_timeout(
+///     let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_timeout(
 ///         ::ctx_core::__private::Parent::parent(&ctx),    // `&Context` or `Context`
 ///         ::ctx_core::__private::Duration::new(5, 0),     // "5s", parsed at compile time
 ///     );
@@ -183,7 +183,7 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # const _: &str = stringify! {
-/// let (__ctx_child, __ctx_guard) = ::ctx_core::__private::Context::with_timeout(
+/// let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_timeout(
 ///     ::ctx_core::__private::Parent::parent(&ctx),
 ///     ::ctx_core::__private::Duration::new(90u64, 0u32),
 /// );
@@ -228,7 +228,7 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// let __ctx_timeout: ::ctx_core::__private::Duration = self.limit * attempts;
-/// let (__ctx_child, __ctx_guard) = ::ctx_core::__private::Context::with_timeout(
+/// let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_timeout(
 ///     ::ctx_core::__private::Parent::parent(&ctx),
 ///     __ctx_timeout,
 /// );
@@ -264,7 +264,7 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// let __ctx_deadline: ::ctx_core::__private::Instant = started + Duration::from_secs(30);
-/// let (__ctx_child, __ctx_guard) = ::ctx_core::__private::Context::with_deadline(
+/// let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_deadline(
 ///     ::ctx_core::__private::Parent::parent(&ctx),
 ///     __ctx_deadline,
 /// );
@@ -296,7 +296,7 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// async fn has_deadline(parent: &Context) -> ::core::result::Result<bool, ::ctx_core::Error> {
-///     let (__ctx_child, __ctx_guard) = ::ctx_core::__private::Context::with_timeout(
+///     let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_timeout(
 ///         ::ctx_core::__private::Parent::parent(&parent),
 ///         ::ctx_core::__private::Duration::new(1u64, 0u32),
 ///     );
@@ -334,7 +334,7 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// async fn answer(ctx: &runtime::ctx::Context) -> ::core::result::Result<u8, runtime::ctx::Error> {
-///     let (__ctx_child, __ctx_guard) = runtime::ctx::__private::Context::with_timeout(
+///     let (__ctx_guard, __ctx_child) = runtime::ctx::__private::with_timeout(
 ///         runtime::ctx::__private::Parent::parent(&ctx),
 ///         runtime::ctx::__private::Duration::new(1u64, 0u32),
 ///     );

@@ -198,7 +198,10 @@ fn deriving_is_one_allocation_and_ending_without_a_cause_allocates_nothing() {
     let (parent, _handle) = Context::background().with_cancel();
     // Warm the parent's child list.
     drop(parent.with_cancel());
-    for (name, parent) in [("background", Context::background()), ("a live parent", parent)] {
+    for (name, parent) in [
+        ("background", Context::background()),
+        ("a live parent", parent),
+    ] {
         let before = ALLOCATIONS.load(Ordering::SeqCst);
         let (child, handle) = parent.with_cancel();
         let derived = ALLOCATIONS.load(Ordering::SeqCst) - before;
