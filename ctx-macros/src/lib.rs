@@ -15,6 +15,9 @@ mod args;
 mod expand;
 mod sig;
 
+#[cfg(test)]
+mod fuzz;
+
 use proc_macro::TokenStream;
 
 /// Makes an `async fn` take a context, and stop when that context ends.
