@@ -379,7 +379,11 @@ fn check(model: &Model, entries: &[Entry], op: &Op, step: usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    // 1000 cases unless PROPTEST_CASES says otherwise (scripts/valgrind.sh asks for fewer).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1000),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_trees_match_the_model(ops in prop::collection::vec(op(), 1..60)) {

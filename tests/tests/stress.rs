@@ -65,7 +65,10 @@ impl Rng {
     }
 }
 
-const ROUNDS: u64 = 20;
+/// Rounds of the stress run; `STRESS_ROUNDS` asks for more (see TESTING.md).
+fn rounds() -> u64 {
+    std::env::var("STRESS_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(20)
+}
 const THREADS: u64 = 4;
 const NODES_PER_THREAD: usize = 3_000;
 
@@ -163,7 +166,7 @@ fn round(runtime: &tokio::runtime::Runtime, seed: u64) {
 
 #[test]
 fn threads_and_runtimes_racing_leave_no_deadlock_lost_wakeup_or_leak() {
-    let finished = watchdog(Duration::from_secs(120));
+    let finished = watchdog(Duration::from_secs(120 + 5 * rounds()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_time()
@@ -172,7 +175,8 @@ fn threads_and_runtimes_racing_leave_no_deadlock_lost_wakeup_or_leak() {
     // The first round warms up what the runtime and the allocator keep for reuse.
     round(&runtime, 0);
     let baseline = LIVE_BYTES.load(Ordering::SeqCst);
-    for seed in 1..=ROUNDS {
+    let rounds = rounds();
+    for seed in 1..=rounds {
         round(&runtime, seed);
     }
     // Tasks free their memory as the runtime reaps them: give it a moment.
