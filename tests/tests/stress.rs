@@ -67,7 +67,10 @@ impl Rng {
 
 /// Rounds of the stress run; `STRESS_ROUNDS` asks for more (see TESTING.md).
 fn rounds() -> u64 {
-    std::env::var("STRESS_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(20)
+    std::env::var("STRESS_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20)
 }
 const THREADS: u64 = 4;
 const NODES_PER_THREAD: usize = 3_000;
@@ -187,6 +190,6 @@ fn threads_and_runtimes_racing_leave_no_deadlock_lost_wakeup_or_leak() {
     // about 9,000 contexts each).
     assert!(
         grown < 64 * 1024,
-        "the heap grew by {grown} bytes over {ROUNDS} rounds"
+        "the heap grew by {grown} bytes over {rounds} rounds"
     );
 }
