@@ -49,6 +49,14 @@ impl Context {
 
     /// Same as [`background`](Self::background); marks a place where the right context is not
     /// plumbed through yet. Go: `context.TODO()`.
+    ///
+    /// ```
+    /// use ctx_core::Context;
+    ///
+    /// // The caller has no context to pass yet.
+    /// let ctx = Context::todo();
+    /// assert!(!ctx.is_done());
+    /// ```
     pub const fn todo() -> Context {
         Context::background()
     }
@@ -159,6 +167,20 @@ impl Context {
 
     /// Like [`with_deadline`](Self::with_deadline), with the `cause` reported if the deadline
     /// ends the child. Go: `context.WithDeadlineCause`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use ctx_core::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let end_of_day = Instant::now() + Duration::from_secs(60);
+    /// let (ctx, _h) = Context::background().with_deadline_cause(end_of_day, "batch window closed");
+    /// assert_eq!(ctx.done().await, Error::DeadlineExceeded);
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "batch window closed");
+    /// # }
+    /// ```
     pub fn with_deadline_cause(
         &self,
         deadline: Instant,
@@ -197,6 +219,16 @@ impl Context {
     }
 
     /// The nearest value of type `T` up the chain. Go: `ctx.Value(key)`.
+    ///
+    /// ```
+    /// use ctx_core::Context;
+    ///
+    /// struct Tenant(&'static str);
+    ///
+    /// let ctx = Context::background().with_value(Tenant("acme")).with_value(Tenant("globex"));
+    /// assert_eq!(ctx.value::<Tenant>().map(|t| t.0), Some("globex")); // the nearer one
+    /// assert!(Context::background().value::<Tenant>().is_none());
+    /// ```
     #[inline]
     pub fn value<T: 'static>(&self) -> Option<&T> {
         values::find(self.values.as_ref())
@@ -227,6 +259,15 @@ impl Context {
     ///
     /// One atomic load, plus a clock reading when the chain has a deadline (a deadline that
     /// has passed is reported even if nothing was waiting for it).
+    ///
+    /// ```
+    /// use ctx_core::{Context, Error};
+    ///
+    /// let (ctx, handle) = Context::background().with_cancel();
+    /// assert_eq!(ctx.err(), None);
+    /// handle.cancel();
+    /// assert_eq!(ctx.err(), Some(Error::Canceled));
+    /// ```
     #[inline]
     pub fn err(&self) -> Option<Error> {
         self.node.as_ref()?.check(&mut Now::default())
@@ -266,12 +307,39 @@ impl Context {
 
     /// Whether the context has ended: `self.err().is_some()`. Go: `select { case <-ctx.Done(): }`
     /// with a `default` branch.
+    ///
+    /// ```
+    /// use ctx_core::Context;
+    ///
+    /// let (ctx, handle) = Context::background().with_cancel();
+    /// let mut done = 0;
+    /// for item in 0..1_000 {
+    ///     if ctx.is_done() {
+    ///         break; // checked between steps of a long loop
+    ///     }
+    ///     if item == 10 {
+    ///         handle.cancel();
+    ///     }
+    ///     done += 1;
+    /// }
+    /// assert_eq!(done, 11);
+    /// ```
     #[inline]
     pub fn is_done(&self) -> bool {
         self.err().is_some()
     }
 
     /// The earliest deadline on the chain, if any. Go: `ctx.Deadline()`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::Context;
+    ///
+    /// let (ctx, _h) = Context::background().with_timeout(Duration::from_secs(2));
+    /// let left = ctx.deadline().unwrap() - tokio::time::Instant::now();
+    /// assert!(left <= Duration::from_secs(2));
+    /// assert_eq!(Context::background().deadline(), None);
+    /// ```
     #[inline]
     pub fn deadline(&self) -> Option<Instant> {
         self.node.as_ref()?.deadline()

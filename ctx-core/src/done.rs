@@ -81,6 +81,25 @@ impl<N: Deref<Target = Node>> Drop for Waiter<N> {
 ///
 /// Cancel safe: dropping it before it completes loses nothing and leaves nothing behind in the
 /// context. It may be polled again after completing, and completes again with the same error.
+///
+/// # Panics
+///
+/// Polling it on a context with a deadline needs a tokio runtime with its time driver (as
+/// `tokio::time::sleep` does); without a deadline it runs on any executor.
+///
+/// ```
+/// use std::time::Duration;
+/// use ctx_core::{Context, Error};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let (ctx, _h) = Context::background().with_timeout(Duration::from_secs(1));
+/// tokio::select! {
+///     err = ctx.done() => assert_eq!(err, Error::DeadlineExceeded),
+///     _ = tokio::time::sleep(Duration::from_secs(5)) => unreachable!("the context ends first"),
+/// }
+/// # }
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Done {
     waiter: Option<Waiter<Arc<Node>>>,
@@ -118,7 +137,20 @@ pin_project! {
     /// Future returned by [`Context::run`]: runs `fut` until it completes or the context ends.
     ///
     /// Output: `Ok(output)` if `fut` completed, `Err(reason)` if the context ended first (`fut`
-    /// is then dropped at once, at the `.await` where it was waiting).
+    /// is then dropped at once, at the `.await` where it was waiting). Like every future, it
+    /// panics if polled again after it completed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(10));
+    /// let run = ctx.run(tokio::time::sleep(Duration::from_secs(1)));
+    /// assert_eq!(run.await, Err(Error::DeadlineExceeded));
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Run<'a, F> {
         #[pin]

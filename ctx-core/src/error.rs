@@ -25,11 +25,20 @@ pub enum Error {
 impl Error {
     /// Whether this is [`Error::DeadlineExceeded`], the test Go users write as
     /// `errors.Is(err, context.DeadlineExceeded)`.
+    ///
+    /// ```
+    /// assert!(ctx_core::Error::DeadlineExceeded.is_deadline_exceeded());
+    /// assert!(!ctx_core::Error::Canceled.is_deadline_exceeded());
+    /// ```
     pub fn is_deadline_exceeded(&self) -> bool {
         matches!(self, Error::DeadlineExceeded)
     }
 
     /// Whether this is [`Error::Canceled`].
+    ///
+    /// ```
+    /// assert!(ctx_core::Error::Canceled.is_canceled());
+    /// ```
     pub fn is_canceled(&self) -> bool {
         matches!(self, Error::Canceled)
     }
@@ -72,6 +81,16 @@ impl From<Error> for std::io::Error {
 /// A cause given to [`CancelHandle::cancel_with_cause`](crate::CancelHandle::cancel_with_cause)
 /// or [`Context::with_timeout_cause`](crate::Context::with_timeout_cause) is kept as itself, so
 /// `cause.downcast_ref::<MyError>()` finds it; otherwise the cause is the [`Error`].
+///
+/// ```
+/// use ctx_core::{Context, Error};
+///
+/// let (ctx, handle) = Context::background().with_cancel();
+/// handle.cancel_with_cause(std::io::Error::other("upstream reset"));
+/// let cause = ctx.cause().unwrap();
+/// assert!(cause.downcast_ref::<std::io::Error>().is_some());
+/// assert_eq!(ctx.err(), Some(Error::Canceled));
+/// ```
 pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 pub(crate) const LIVE: u8 = 0;

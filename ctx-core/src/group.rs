@@ -92,6 +92,15 @@ impl<E> Shared<E> {
 
 impl<E: Send + 'static> Group<E> {
     /// A group whose context is a new child of `parent`.
+    ///
+    /// ```
+    /// use ctx_core::{Context, Group};
+    ///
+    /// let (parent, handle) = Context::background().with_cancel();
+    /// let group = Group::<std::io::Error>::new(&parent);
+    /// handle.cancel(); // the parent's end ends the group's context too
+    /// assert!(group.context().is_done());
+    /// ```
     pub fn new(parent: &Context) -> Group<E> {
         let (ctx, handle) = parent.with_cancel();
         Group {
@@ -110,12 +119,43 @@ impl<E: Send + 'static> Group<E> {
 
     /// The group's context: pass it (or clones) to the tasks. Go: the `ctx` returned by
     /// `errgroup.WithContext`.
+    ///
+    /// ```
+    /// use ctx_core::{Context, Group};
+    ///
+    /// let group = Group::<String>::new(&Context::background().with_value(42u32));
+    /// assert_eq!(group.context().value::<u32>(), Some(&42)); // values flow into the group
+    /// ```
     pub fn context(&self) -> &Context {
         &self.ctx
     }
 
     /// At most `limit` tasks spawned from now on run at once; the others wait in a queue and
     /// start, in order, as running ones finish. `0` removes the limit. Go: `g.SetLimit(n)`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use ctx_core::{Context, Group};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut group = Group::<()>::new(&Context::background());
+    /// group.set_limit(2);
+    /// let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    /// for _ in 0..10 {
+    ///     let (running, peak) = (running.clone(), peak.clone());
+    ///     group.spawn(async move {
+    ///         peak.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+    ///         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    ///         running.fetch_sub(1, Ordering::SeqCst);
+    ///         Ok(())
+    ///     });
+    /// }
+    /// group.wait().await.unwrap();
+    /// assert_eq!(peak.load(Ordering::SeqCst), 2);
+    /// # }
+    /// ```
     pub fn set_limit(&mut self, limit: usize) {
         self.limit =
             (limit > 0).then(|| Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS))));
@@ -127,6 +167,19 @@ impl<E: Send + 'static> Group<E> {
     /// # Panics
     ///
     /// Like `tokio::spawn`, when called outside a tokio runtime.
+    ///
+    /// ```
+    /// use ctx_core::{Context, Group};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut group = Group::<String>::new(&Context::background());
+    /// for id in 1..=3 {
+    ///     group.spawn(async move { if id == 2 { Err(format!("task {id} failed")) } else { Ok(()) } });
+    /// }
+    /// assert_eq!(group.wait().await, Err("task 2 failed".to_string()));
+    /// # }
+    /// ```
     pub fn spawn<F>(&mut self, task: F)
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
@@ -156,6 +209,19 @@ impl<E: Send + 'static> Group<E> {
     ///
     /// If a task panicked, the panic is resumed here (the first one, even if an error came
     /// before it), after the other tasks were cancelled and have finished.
+    ///
+    /// ```
+    /// use ctx_core::{Context, Group};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut group = Group::<std::io::Error>::new(&Context::background());
+    /// let gctx = group.context().clone();
+    /// group.spawn(async { Ok(()) });
+    /// assert!(group.wait().await.is_ok());
+    /// assert!(gctx.is_done()); // wait's return ends the group's context
+    /// # }
+    /// ```
     pub async fn wait(mut self) -> Result<(), E> {
         while let Some(joined) = self.tasks.join_next().await {
             if let Err(err) = joined

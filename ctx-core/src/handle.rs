@@ -35,7 +35,17 @@ impl CancelHandle {
     /// Go: `cancel()`.
     ///
     /// Does nothing if the context has already ended: the first end wins. If its deadline has
-    /// already passed, it ends with `DeadlineExceeded` instead, because that came first.
+    /// already passed, it ends with `DeadlineExceeded` instead, because that came first. When it
+    /// returns, every descendant has ended, even if another thread ended the context first.
+    ///
+    /// ```
+    /// use ctx_core::{Context, Error};
+    ///
+    /// let (ctx, handle) = Context::background().with_cancel();
+    /// handle.cancel();
+    /// handle.cancel(); // idempotent
+    /// assert_eq!(ctx.err(), Some(Error::Canceled));
+    /// ```
     pub fn cancel(&self) {
         self.node.cancel(None);
     }
