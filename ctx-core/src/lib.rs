@@ -115,6 +115,7 @@ mod done;
 mod error;
 mod group;
 mod handle;
+pub mod propagate;
 mod sync;
 mod tree;
 mod values;
