@@ -57,18 +57,26 @@ impl<N: Deref<Target = Node>> Waiter<N> {
     }
 
     fn release(&mut self) {
-        if let Some(key) = self.key.take() {
+        self.forget_key();
+        self.sleep = None;
+    }
+
+    /// Takes this waiter out of the node's waiters, if it is still in them. Once the node has
+    /// ended, its waiters were all taken out by the end (invariant 1 of `tree.rs`), so there is
+    /// nothing to remove and no lock to take: a fan-out of woken waiters does not lock each
+    /// node a second time.
+    fn forget_key(&mut self) {
+        if let Some(key) = self.key.take()
+            && self.node.state().is_none()
+        {
             self.node.remove_waiter(key);
         }
-        self.sleep = None;
     }
 }
 
 impl<N: Deref<Target = Node>> Drop for Waiter<N> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.node.remove_waiter(key);
-        }
+        self.forget_key();
     }
 }
 

@@ -115,7 +115,14 @@ impl Now {
 struct Taken {
     code: u8,
     cause: Option<Cause>,
-    children: Children,
+    /// `None` when there were none: most nodes end childless.
+    children: Option<Children>,
+    /// `None` when there were none: most nodes end with nobody waiting.
+    told: Option<Told>,
+}
+
+/// The waiters and after-funcs of an ended node.
+struct Told {
     waiters: Slab<Waker>,
     afters: Slab<AfterEntry>,
 }
@@ -333,11 +340,20 @@ impl Node {
             }
             return;
         };
+        if taken.children.is_none() && taken.told.is_none() {
+            // The common end (a request's context, ended by its own handle): nobody to tell and
+            // nothing below, so no walk.
+            drop(taken);
+            if unregister {
+                self.unregister();
+            }
+            return;
+        }
         let walk = Walk::enter();
         let may_wait = Walk::may_wait(1);
         let mut afters: Vec<AfterEntry> = Vec::new();
         let mut stack: Vec<Work> = Vec::new();
-        let has_children = !taken.children.is_empty();
+        let has_children = taken.children.is_some();
         taken.release(&mut afters, &mut stack);
         // A post-order walk: `Settle(n)` is pushed below the work for `n`'s children, so it is
         // popped once the whole subtree of `n` has ended.
@@ -352,7 +368,7 @@ impl Node {
             for child in children {
                 match child.finish(code, cause.clone(), now) {
                     Some(taken) => {
-                        if !taken.children.is_empty() {
+                        if taken.children.is_some() {
                             stack.push(Work::Settle(child));
                         }
                         taken.release(&mut afters, &mut stack);
@@ -397,34 +413,33 @@ impl Node {
             (code & REASON, cause)
         };
         // Most nodes end with no cause, waiter or after-func: they never allocate `Extra`.
-        let (waiters, afters) = match (shared.extra.as_mut(), &cause) {
+        let told = match (shared.extra.as_mut(), &cause) {
             (Some(extra), _) => {
                 extra.cause = cause.clone();
-                (
-                    std::mem::take(&mut extra.waiters),
-                    std::mem::take(&mut extra.afters),
-                )
+                (!extra.waiters.is_empty() || !extra.afters.is_empty()).then(|| Told {
+                    waiters: std::mem::take(&mut extra.waiters),
+                    afters: std::mem::take(&mut extra.afters),
+                })
             }
             (None, Some(cause)) => {
                 shared.extra = Some(Box::new(Extra {
                     cause: Some(cause.clone()),
                     ..Extra::default()
                 }));
-                (Slab::new(), Slab::new())
+                None
             }
-            (None, None) => (Slab::new(), Slab::new()),
+            (None, None) => None,
         };
-        let children = std::mem::take(&mut shared.children);
+        let children = (!shared.children.is_empty()).then(|| std::mem::take(&mut shared.children));
         // A node without children has nothing more to end: it is settled at once.
-        let settled = if children.is_empty() { SETTLED } else { 0 };
+        let settled = if children.is_none() { SETTLED } else { 0 };
         self.state.store(code | settled, Ordering::Release);
         drop(shared);
         Some(Taken {
             code,
             cause,
             children,
-            waiters,
-            afters,
+            told,
         })
     }
 
@@ -551,12 +566,14 @@ impl Node {
 impl Taken {
     /// Wakes the waiters, queues the after-funcs and the children. No lock is held.
     fn release(self, afters: &mut Vec<AfterEntry>, stack: &mut Vec<Work>) {
-        for waker in self.waiters {
-            waker.1.wake();
+        if let Some(told) = self.told {
+            for (_, waker) in told.waiters {
+                waker.wake();
+            }
+            afters.extend(told.afters.into_iter().map(|(_, after)| after));
         }
-        afters.extend(self.afters.into_iter().map(|(_, after)| after));
-        if !self.children.is_empty() {
-            stack.push(Work::Children(self.children, self.code, self.cause));
+        if let Some(children) = self.children {
+            stack.push(Work::Children(children, self.code, self.cause));
         }
     }
 }
