@@ -97,3 +97,24 @@ fn a_long_value_chain_drops_without_recursion() {
         .join()
         .unwrap();
 }
+
+#[test]
+fn many_types_on_one_chain_are_all_found_and_misses_stay_misses() {
+    // More key types than the 64 bits of the miss filter, so some share a bit.
+    macro_rules! keys {
+        ($($name:ident)*) => {
+            $(#[derive(Debug, PartialEq)] struct $name(u32);)*
+            let mut ctx = Context::background();
+            let mut n = 0;
+            $(n += 1; ctx = ctx.with_value($name(n));)*
+            let mut n = 0;
+            $(n += 1; assert_eq!(ctx.value::<$name>(), Some(&$name(n)));)*
+            assert_eq!(ctx.value::<String>(), None);
+            assert_eq!(ctx.value::<Vec<u8>>(), None);
+        };
+    }
+    keys!(K1 K2 K3 K4 K5 K6 K7 K8 K9 K10 K11 K12 K13 K14 K15 K16 K17 K18 K19 K20
+          K21 K22 K23 K24 K25 K26 K27 K28 K29 K30 K31 K32 K33 K34 K35 K36 K37 K38 K39 K40
+          K41 K42 K43 K44 K45 K46 K47 K48 K49 K50 K51 K52 K53 K54 K55 K56 K57 K58 K59 K60
+          K61 K62 K63 K64 K65 K66 K67 K68 K69 K70 K71 K72 K73 K74 K75 K76 K77 K78 K79 K80);
+}
