@@ -115,6 +115,9 @@ mod done;
 mod error;
 mod group;
 mod handle;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod sync;
 mod tree;
 mod values;
