@@ -16,6 +16,12 @@ fn assert_server_saw_disconnect(ctx: &Context) {
     assert_eq!(RequestEnd::of(ctx), Some(RequestEnd::ClientDisconnected));
 }
 
+#[test]
+fn the_error_is_a_send_sync_error() {
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    error::<ClientError>();
+}
+
 #[tokio::test]
 async fn a_call_under_a_live_context_works() {
     let server = Server::start(None).await;

@@ -60,6 +60,28 @@ async fn read_until(sock: &mut TcpStream, needle: &str) -> String {
     String::from_utf8(seen).unwrap()
 }
 
+#[test]
+fn public_types_have_the_usual_traits() {
+    use ctx_core::http::{ContextService, ResponseBody, ResponseFuture};
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    fn clone_debug<T: Clone + std::fmt::Debug>() {}
+    fn error<T: std::error::Error + Copy + Eq + Send + Sync + 'static>() {}
+    type Full = http_body_util::Full<Bytes>;
+    type Fut = std::pin::Pin<
+        Box<dyn Future<Output = Result<http::Response<Full>, Infallible>> + Send + Sync>,
+    >;
+
+    send_sync::<ContextLayer>();
+    clone_debug::<ContextLayer>();
+    send_sync::<ContextService<Router>>();
+    clone_debug::<ContextService<Router>>();
+    send_sync::<ResponseBody<Full>>();
+    send::<ResponseFuture<Fut>>();
+    error::<RequestEnd>();
+    error::<MissingContextLayer>();
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP/1.1: a raw TCP client goes away mid-request.
 
