@@ -99,6 +99,15 @@
 //!
 //! Time is tokio's ([`tokio::time::Instant`]), so tests with a paused clock
 //! (`#[tokio::test(start_paused = true)]`) see deadlines pass in virtual time.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `macros` | yes | [`#[cancellable]`](macro@cancellable) |
+//! | `http` | no | `ctx_core::http`: a tower layer that gives every request of a hyper or axum server a context, ended with a cause that says why (client disconnected, timed out, server shutting down) |
+//! | `axum` | no | `http`, and `Context` as an axum extractor |
+//! | `reqwest` | no | `ctx_core::reqwest`: reqwest calls that are not sent, or are aborted, when their context ends |
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
@@ -115,6 +124,12 @@ mod done;
 mod error;
 mod group;
 mod handle;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 mod sync;
 mod tree;
 mod values;
