@@ -42,11 +42,12 @@ use std::fmt;
 use std::future::{Future, IntoFuture, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
@@ -186,6 +187,9 @@ impl fmt::Debug for Canceller {
 pub struct Client {
     client: tokio_postgres::Client,
     canceller: Canceller,
+    /// The cancel sent for work whose future was dropped in flight (it could not wait for the
+    /// server): the next query waits for it and settles the connection before it is sent.
+    dropped: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Client {
@@ -230,7 +234,11 @@ impl Client {
             token: client.cancel_token(),
             addr: cancel_addr,
         };
-        Client { client, canceller }
+        Client {
+            client,
+            canceller,
+            dropped: Mutex::new(None),
+        }
     }
 
     /// The tokio-postgres client, for work that needs no context.
@@ -261,7 +269,8 @@ impl Client {
     ///   acknowledged the cancel and finished what `fut` had sent (bounded by 2 s for a server
     ///   that does not answer). The client is then ready for the next query.
     /// - If the future of `run` itself is dropped while `fut` is in flight, a cancel request is
-    ///   still sent (from a spawned task).
+    ///   still sent (from a spawned task), and the next query run through this `Client` first
+    ///   waits for it to be acknowledged and for the connection to settle.
     /// - If `fut` fails while `ctx` is live: [`Error::Postgres`]. A result `fut` completed
     ///   with is kept, even if `ctx` ended at the same moment.
     ///
@@ -288,13 +297,16 @@ impl Client {
         if let Some(err) = ctx.err() {
             return Err(Error::ended(ctx, err));
         }
+        self.recover().await;
         let mut on_drop = CancelOnDrop {
             canceller: &self.canceller,
+            dropped: &self.dropped,
             armed: true,
         };
         let raced = ctx.run(fut).await;
+        let finished = self.finish(ctx, raced).await;
         on_drop.armed = false;
-        self.finish(ctx, raced).await
+        finished
     }
 
     /// Like [`run`](Client::run), for work that needs the client mutably: a transaction.
@@ -337,16 +349,16 @@ impl Client {
         if let Some(err) = ctx.err() {
             return Err(Error::ended(ctx, err));
         }
-        let raced = {
-            let mut on_drop = CancelOnDrop {
-                canceller: &self.canceller,
-                armed: true,
-            };
-            let raced = ctx.run(f(&mut self.client)).await;
-            on_drop.armed = false;
-            raced
+        self.recover().await;
+        let mut on_drop = CancelOnDrop {
+            canceller: &self.canceller,
+            dropped: &self.dropped,
+            armed: true,
         };
-        self.finish(ctx, raced).await
+        let raced = ctx.run(f(&mut self.client)).await;
+        let finished = self.finish(ctx, raced).await;
+        on_drop.armed = false;
+        finished
     }
 
     /// Runs a query under `ctx` and returns its rows. tokio-postgres's
@@ -436,6 +448,16 @@ impl Client {
         }
     }
 
+    /// If the future of an earlier query was dropped in flight, waits for the cancel sent then
+    /// and settles the connection, so that cancel cannot stop the query about to be sent.
+    async fn recover(&self) {
+        let sent = lock(&self.dropped).take();
+        if let Some(sent) = sent {
+            let _ = timeout(CANCEL_LIMIT, sent).await;
+            self.settle().await;
+        }
+    }
+
     /// Cancels what the connection is running and waits until the server has acknowledged the
     /// cancel and finished everything queued before a fence (an empty query sent now), sending
     /// the cancel again while the fence waits (the first one may have arrived between two
@@ -473,9 +495,11 @@ impl Client {
     }
 }
 
-/// Sends a cancel from a spawned task if the future of a query is dropped in flight.
+/// Sends a cancel from a spawned task if the future of a query is dropped in flight (or while
+/// it settles), and leaves the task for the next query to wait for.
 struct CancelOnDrop<'a> {
     canceller: &'a Canceller,
+    dropped: &'a Mutex<Option<JoinHandle<()>>>,
     armed: bool,
 }
 
@@ -484,13 +508,24 @@ impl Drop for CancelOnDrop<'_> {
         if !self.armed {
             return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let canceller = self.canceller.clone();
-            drop(runtime.spawn(async move {
-                let _ = timeout(CANCEL_LIMIT, canceller.cancel()).await;
-            }));
-        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let canceller = self.canceller.clone();
+        let mut dropped = lock(self.dropped);
+        let earlier = dropped.take();
+        *dropped = Some(runtime.spawn(async move {
+            if let Some(earlier) = earlier {
+                let _ = timeout(CANCEL_LIMIT, earlier).await;
+            }
+            let _ = timeout(CANCEL_LIMIT, canceller.cancel()).await;
+        }));
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding it; a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl fmt::Debug for Client {

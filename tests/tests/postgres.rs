@@ -339,6 +339,55 @@ async fn a_late_cancel_never_reaches_the_next_query() {
     println!("postgres: racing cancels: {completed} completed, {cancelled} cancelled");
 }
 
+/// Query futures dropped at random moments, as when a client hangs up: the cancel sent for
+/// each must never stop the next query on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_query_never_cancels_the_next_one() {
+    let Some(url) = database_url() else { return };
+    let app = "ctx-test-dropped-race";
+    let client = Arc::new(connect(&url, app).await);
+    let observer = connect(&url, "ctx-test-dropped-race-observer").await;
+    let (mut completed, mut dropped) = (0, 0);
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+    for i in 0..120 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let task = tokio::spawn({
+            let client = client.clone();
+            async move {
+                client
+                    .query_one(
+                        &Context::background(),
+                        "SELECT $1::int4 FROM pg_sleep(0.002)",
+                        &[&i],
+                    )
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_micros(seed % 5000)).await;
+        task.abort();
+        match task.await {
+            Ok(row) => {
+                assert_eq!(row.unwrap().get::<_, i32>(0), i);
+                completed += 1;
+            }
+            Err(e) => {
+                assert!(e.is_cancelled());
+                dropped += 1;
+            }
+        }
+        let n = client
+            .query_one(&Context::background(), "SELECT $1::int4", &[&i])
+            .await
+            .unwrap_or_else(|e| panic!("the query after a dropped one failed: {e}"))
+            .get::<_, i32>(0);
+        assert_eq!(n, i);
+    }
+    until_quiet(&observer, app).await;
+    println!("postgres: dropped query futures: {completed} completed, {dropped} dropped");
+}
+
 /// 200 concurrent queries over a pool of 10 connections, half of them cancelled (most while
 /// their query runs on the server): every other query returns the right result, and afterwards
 /// the server runs nothing of ours.
