@@ -97,6 +97,13 @@
 //!   [`Done`].
 //! - Nothing here blocks on I/O, and everything but waiting works outside a tokio runtime.
 //!
+//! # Databases
+//!
+//! With the `sqlite` feature, `ctx_core::sqlite::Db::call` runs rusqlite work under a context
+//! and interrupts it inside SQLite when the context ends. With the `postgres` feature,
+//! `ctx_core::postgres::Client` runs tokio-postgres queries under a context and cancels them on
+//! the server when it ends. Both leave the connection usable for the next query.
+//!
 //! Time is tokio's ([`tokio::time::Instant`]), so tests with a paused clock
 //! (`#[tokio::test(start_paused = true)]`) see deadlines pass in virtual time.
 //!
@@ -140,6 +147,14 @@ pub use done::{Done, Run};
 pub use error::{Cause, Error};
 pub use group::Group;
 pub use handle::CancelHandle;
+
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
+
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
