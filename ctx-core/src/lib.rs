@@ -137,6 +137,7 @@ pub mod http;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
+pub mod propagate;
 mod sync;
 mod tree;
 mod values;

@@ -44,13 +44,16 @@ use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use crate::error::{CANCELED, Cause, DEADLINE, Error, LIVE, REASON, SETTLED};
-use crate::sync::{Arc, AtomicU8, AtomicU32, Mutex, Ordering, lock, yield_now};
+use crate::sync::{Arc, AtomicBool, AtomicU8, AtomicU32, Mutex, Ordering, lock, yield_now};
 
 type Children = SmallVec<[Arc<Node>; 1]>;
 
 pub(crate) struct Node {
     /// [`LIVE`], [`CANCELED`] or [`DEADLINE`]; written only under `shared`'s lock.
     state: AtomicU8,
+    /// An after-func was registered: ending this node may run user code, so it must not be
+    /// skipped even when nobody else holds the node (see `CancelHandle`'s `Drop`).
+    has_afters: AtomicBool,
     owns_deadline: bool,
     /// The effective (earliest) deadline of the chain.
     deadline: Option<Instant>,
@@ -164,6 +167,7 @@ impl Node {
     fn with_state(code: u8, cause: Option<Cause>, deadline: Option<Instant>) -> Node {
         Node {
             state: AtomicU8::new(code | SETTLED),
+            has_afters: AtomicBool::new(false),
             owns_deadline: false,
             deadline,
             slot: AtomicU32::new(0),
@@ -207,6 +211,7 @@ impl Node {
         }
         let node = Arc::new(Node {
             state: AtomicU8::new(LIVE),
+            has_afters: AtomicBool::new(false),
             owns_deadline,
             deadline,
             slot: AtomicU32::new(0),
@@ -236,6 +241,13 @@ impl Node {
             }
         }
         node
+    }
+
+    /// Whether ending this node can be skipped when the caller holds its only reference: no
+    /// after-func was ever registered (waiters, children and parents all hold references).
+    #[inline]
+    pub(crate) fn end_unobservable(&self) -> bool {
+        !self.has_afters.load(Ordering::Relaxed)
     }
 
     /// The effective deadline of the chain.
@@ -501,6 +513,7 @@ impl Node {
         if self.state().is_some() {
             return Err(entry);
         }
+        self.has_afters.store(true, Ordering::Relaxed);
         let extra = shared.extra.get_or_insert_with(Box::default);
         let key = extra.afters.insert(entry);
         let arm = self.deadline.is_some() && !extra.timer_armed;

@@ -194,3 +194,17 @@ fn stop_racing_the_cancel_runs_exactly_once_or_stops_never_both() {
         assert!(ran() <= 1);
     }
 }
+
+#[test]
+fn runs_when_the_handle_is_dropped_last_after_everything_else() {
+    let (ctx, handle) = Context::background().with_cancel();
+    let (count, ran) = counter();
+    drop(ctx.after_func(move || {
+        count.fetch_add(1, Ordering::SeqCst);
+    }));
+    drop(ctx);
+    // The handle is now the only owner of the context: dropping it still ends the context, so
+    // the after-func runs.
+    drop(handle);
+    assert_eq!(ran(), 1);
+}
