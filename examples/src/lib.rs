@@ -41,7 +41,12 @@ pub fn seed() -> Vec<Album> {
     [
         (1, "Blue Train", "John Coltrane", 56.99),
         (2, "Jeru", "Gerry Mulligan", 17.99),
-        (3, "Sarah Vaughan and Clifford Brown", "Sarah Vaughan", 39.99),
+        (
+            3,
+            "Sarah Vaughan and Clifford Brown",
+            "Sarah Vaughan",
+            39.99,
+        ),
         (4, "Kind of Blue", "Miles Davis", 24.99),
         (5, "Mingus Ah Um", "Charles Mingus", 19.99),
     ]
@@ -61,7 +66,69 @@ pub enum Store {
     /// An embedded SQLite database (the default: nothing to install).
     Sqlite(Db),
     /// A PostgreSQL server (`DATABASE_URL=postgres://...`).
-    Postgres(ctx_core::postgres::Client),
+    Postgres(PgPool),
+}
+
+/// A few PostgreSQL connections, each used by one request at a time: a cancel request names a
+/// connection, not a query, so two requests must never share one while either can be stopped.
+#[derive(Debug)]
+pub struct PgPool {
+    idle: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ctx_core::postgres::Client>>,
+    give_back: tokio::sync::mpsc::Sender<ctx_core::postgres::Client>,
+}
+
+/// A connection taken from the pool; goes back when dropped.
+struct PgLease<'a> {
+    client: Option<ctx_core::postgres::Client>,
+    pool: &'a PgPool,
+}
+
+impl PgPool {
+    async fn connect(
+        ctx: &Context,
+        config: &tokio_postgres::Config,
+        size: usize,
+    ) -> Result<PgPool, AppError> {
+        let (give_back, idle) = tokio::sync::mpsc::channel(size);
+        for _ in 0..size {
+            let client = ctx_core::postgres::Client::connect(ctx, config).await?;
+            give_back
+                .try_send(client)
+                .expect("room for every connection");
+        }
+        Ok(PgPool {
+            idle: tokio::sync::Mutex::new(idle),
+            give_back,
+        })
+    }
+
+    /// Waits for an idle connection, as long as `ctx` lives.
+    async fn get(&self, ctx: &Context) -> Result<PgLease<'_>, AppError> {
+        let client = ctx
+            .run(async { self.idle.lock().await.recv().await })
+            .await?
+            .ok_or_else(|| AppError::Database("the pool is closed".to_string()))?;
+        Ok(PgLease {
+            client: Some(client),
+            pool: self,
+        })
+    }
+}
+
+impl std::ops::Deref for PgLease<'_> {
+    type Target = ctx_core::postgres::Client;
+
+    fn deref(&self) -> &Self::Target {
+        self.client.as_ref().expect("taken until dropped")
+    }
+}
+
+impl Drop for PgLease<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = self.pool.give_back.try_send(client);
+        }
+    }
 }
 
 /// The application's state.
@@ -142,7 +209,10 @@ pub fn router(app: Arc<App>, root: Context, request_timeout: Option<Duration>) -
 
 /// `GET /albums`: every album.
 #[cancellable(timeout = "5s")]
-async fn list_albums(ctx: Context, State(app): State<Arc<App>>) -> Result<Json<Vec<Album>>, AppError> {
+async fn list_albums(
+    ctx: Context,
+    State(app): State<Arc<App>>,
+) -> Result<Json<Vec<Album>>, AppError> {
     Ok(Json(app.albums(ctx, None).await?))
 }
 
@@ -228,10 +298,12 @@ impl App {
 
     /// The app over PostgreSQL at `url`; creates and seeds the `album` table.
     pub async fn postgres(ctx: &Context, url: &str) -> Result<App, AppError> {
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e: tokio_postgres::Error| AppError::Database(e.to_string()))?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| AppError::Database(e.to_string()))?;
         config.application_name("ctx-album-demo");
-        let client = ctx_core::postgres::Client::connect(ctx, &config).await?;
+        let pool = PgPool::connect(ctx, &config, 8).await?;
+        let client = pool.get(ctx).await?;
         client
             .batch_execute(
                 ctx,
@@ -249,7 +321,8 @@ impl App {
                 )
                 .await?;
         }
-        Ok(App::new(Store::Postgres(client)))
+        drop(client);
+        Ok(App::new(Store::Postgres(pool)))
     }
 
     fn new(store: Store) -> App {
@@ -286,7 +359,8 @@ impl App {
                     rows.collect()
                 })
                 .await?),
-            Store::Postgres(client) => {
+            Store::Postgres(pool) => {
+                let client = pool.get(ctx).await?;
                 let rows = client
                     .query(
                         ctx,
@@ -327,9 +401,12 @@ impl App {
                 })
                 .await?;
             }
-            Store::Postgres(client) => {
+            Store::Postgres(pool) => {
+                let client = pool.get(ctx).await?;
                 let _running = running;
-                client.execute(ctx, "SELECT pg_sleep($1)", &[&seconds]).await?;
+                client
+                    .execute(ctx, "SELECT pg_sleep($1)", &[&seconds])
+                    .await?;
             }
         }
         Ok(())

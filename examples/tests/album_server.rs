@@ -76,13 +76,25 @@ async fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool)
 async fn answers_are_correct() {
     let server = serve(sqlite_app("answers"), None).await;
     let base = format!("http://{}", server.addr);
-    let all: Vec<Album> = reqwest::get(format!("{base}/albums")).await.unwrap().json().await.unwrap();
+    let all: Vec<Album> = reqwest::get(format!("{base}/albums"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(all, seed());
-    let one: Album = reqwest::get(format!("{base}/albums/4")).await.unwrap().json().await.unwrap();
+    let one: Album = reqwest::get(format!("{base}/albums/4"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(one, seed()[3]);
     let missing = reqwest::get(format!("{base}/albums/99")).await.unwrap();
     assert_eq!(missing.status(), 404);
-    let slow = reqwest::get(format!("{base}/albums/slow?seconds=0.05")).await.unwrap();
+    let slow = reqwest::get(format!("{base}/albums/slow?seconds=0.05"))
+        .await
+        .unwrap();
     assert_eq!(slow.status(), 200);
 }
 
@@ -107,9 +119,15 @@ async fn a_request_past_its_deadline_gets_504_and_its_query_stops() {
 async fn a_client_that_hangs_up_stops_the_query_in_sqlite() {
     let server = serve(sqlite_app("hangup"), None).await;
     let app = server.app.clone();
-    let client = tokio::spawn(abandon(server.addr, "/albums/slow?seconds=30", Duration::from_secs(30)));
-    wait_until("the query starts", HARD_BOUND, || app.running_queries.load(Ordering::SeqCst) == 1)
-        .await;
+    let client = tokio::spawn(abandon(
+        server.addr,
+        "/albums/slow?seconds=30",
+        Duration::from_secs(30),
+    ));
+    wait_until("the query starts", HARD_BOUND, || {
+        app.running_queries.load(Ordering::SeqCst) == 1
+    })
+    .await;
     client.abort();
     let _ = client.await;
     let stopped = wait_until("the query stops after the hang-up", HARD_BOUND, || {
@@ -168,9 +186,10 @@ async fn two_hundred_requests_half_abandoned_leave_nothing_running_in_sqlite() {
 
 /// Active queries of the demo's connection, seen from another connection.
 async fn active_demo_queries(url: &str) -> i64 {
-    let (client, connection) = ctx_core::postgres::tokio_postgres::connect(url, ctx_core::postgres::tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (client, connection) =
+        ctx_core::postgres::tokio_postgres::connect(url, ctx_core::postgres::tokio_postgres::NoTls)
+            .await
+            .unwrap();
     tokio::spawn(connection);
     client
         .query_one(
@@ -192,22 +211,38 @@ async fn postgres_hang_ups_and_load_leave_nothing_running_on_the_server() {
     let url = std::env::var("DATABASE_URL").unwrap();
     let server = serve(app, None).await;
     // One hang-up, checked on the server.
-    let client = tokio::spawn(abandon(server.addr, "/albums/slow?seconds=30", Duration::from_secs(30)));
+    let client = tokio::spawn(abandon(
+        server.addr,
+        "/albums/slow?seconds=30",
+        Duration::from_secs(30),
+    ));
     let start = Instant::now();
     while active_demo_queries(&url).await == 0 {
-        assert!(start.elapsed() < HARD_BOUND, "the pg_sleep query never started");
+        assert!(
+            start.elapsed() < HARD_BOUND,
+            "the pg_sleep query never started"
+        );
     }
     client.abort();
     let _ = client.await;
     let start = Instant::now();
     while active_demo_queries(&url).await > 0 {
-        assert!(start.elapsed() < HARD_BOUND, "pg_sleep still running on the server");
+        assert!(
+            start.elapsed() < HARD_BOUND,
+            "pg_sleep still running on the server"
+        );
     }
-    println!("pg_sleep cancelled on the server {:?} after the hang-up", start.elapsed());
+    println!(
+        "pg_sleep cancelled on the server {:?} after the hang-up",
+        start.elapsed()
+    );
     // Then the load.
     half_abandoned(&server).await;
     let start = Instant::now();
     while active_demo_queries(&url).await > 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "queries still running on the server");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "queries still running on the server"
+        );
     }
 }
