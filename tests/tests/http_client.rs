@@ -119,9 +119,9 @@ async fn a_cancel_mid_flight_aborts_the_call_and_the_server_sees_a_disconnect() 
 #[tokio::test]
 async fn a_deadline_mid_flight_aborts_the_call() {
     let mut server = Server::start(None).await;
+    let t0 = std::time::Instant::now();
     let (ctx, _cancel) = Context::background()
         .with_timeout_cause(Duration::from_millis(100), "albums lookup too slow");
-    let t0 = std::time::Instant::now();
     let call = tokio::spawn(
         reqwest::Client::new()
             .get(server.url("/wait"))
