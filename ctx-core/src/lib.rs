@@ -97,8 +97,24 @@
 //!   [`Done`].
 //! - Nothing here blocks on I/O, and everything but waiting works outside a tokio runtime.
 //!
+//! # Databases
+//!
+//! With the `sqlite` feature, `ctx_core::sqlite::Db::call` runs rusqlite work under a context
+//! and interrupts it inside SQLite when the context ends. With the `postgres` feature,
+//! `ctx_core::postgres::Client` runs tokio-postgres queries under a context and cancels them on
+//! the server when it ends. Both leave the connection usable for the next query.
+//!
 //! Time is tokio's ([`tokio::time::Instant`]), so tests with a paused clock
 //! (`#[tokio::test(start_paused = true)]`) see deadlines pass in virtual time.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `macros` | yes | [`#[cancellable]`](macro@cancellable) |
+//! | `http` | no | `ctx_core::http`: a tower layer that gives every request of a hyper or axum server a context, ended with a cause that says why (client disconnected, timed out, server shutting down) |
+//! | `axum` | no | `http`, and `Context` as an axum extractor |
+//! | `reqwest` | no | `ctx_core::reqwest`: reqwest calls that are not sent, or are aborted, when their context ends |
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
@@ -115,7 +131,13 @@ mod done;
 mod error;
 mod group;
 mod handle;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 pub mod propagate;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 mod sync;
 mod tree;
 mod values;
@@ -126,6 +148,14 @@ pub use done::{Done, Run};
 pub use error::{Cause, Error};
 pub use group::Group;
 pub use handle::CancelHandle;
+
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
+
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]

@@ -1,0 +1,575 @@
+//! A [`Context`] for every HTTP request a server handles: a tower [`Layer`]
+//! for hyper- and axum-based servers. Go: `r.Context()`, with `BaseContext` as the root.
+//!
+//! [`ContextLayer::new(root)`](ContextLayer::new) wraps a service so that each request gets a
+//! child of `root`, optionally with a timeout ([`ContextLayer::timeout`]), put in the request's
+//! extensions (and, with the `axum` feature, extracted by naming `ctx: Context` in a
+//! handler). The request's context ends, with a [`cause()`](crate::Context::cause) that is a
+//! [`RequestEnd`] saying why, when the first of these happens:
+//!
+//! | what happens | `err()` | `cause()` |
+//! | --- | --- | --- |
+//! | the client closes the connection (HTTP/1.1) or resets the stream (HTTP/2) before the response is sent in full | `Canceled` | [`RequestEnd::ClientDisconnected`]: `client disconnected` |
+//! | the timeout passes | `DeadlineExceeded` | [`RequestEnd::TimedOut`]: `request timed out` |
+//! | the root ends | the root's | the root's: cancel it with [`RequestEnd::ShuttingDown`] (`server shutting down`) |
+//! | the response has been sent in full (or the service failed) | `Canceled` | `Canceled` (nothing went wrong) |
+//!
+//! # What the client gets when the context ends first
+//!
+//! The layer races the service's future against the context. When the context ends while the
+//! service is still working, the service's future is given one more poll (so a handler that
+//! watches its context, for example through [`Context::run`](crate::Context::run), can answer
+//! in its own words), and is then dropped, which stops the handler at the `.await` where it
+//! waits. The layer then answers:
+//!
+//! - `504 Gateway Timeout` if the context's `err()` is `DeadlineExceeded` (the request timed
+//!   out, or the root's deadline passed), `503 Service Unavailable` if it is `Canceled` (the
+//!   server is shutting down). Go's `http.TimeoutHandler` answers 503 for a timeout; 504 tells a
+//!   client (and a proxy) that this was a timeout, not an overload.
+//! - a `text/plain` body that is the cause's text, such as `request timed out`.
+//!
+//! For a client that went away nobody reads the answer: hyper drops the service's future, and
+//! that drop is what ends the context with `client disconnected`.
+//!
+//! # Streaming bodies
+//!
+//! The context stays live while the response body is being sent, and ends when the body has
+//! been sent in full (with `Canceled`), or with `client disconnected` if the body is dropped
+//! before its end: the client went away mid-body (hyper also drops, unsent, a non-empty body
+//! answering `HEAD` or with a `204`/`304` status). A streaming body (server-sent events, a large
+//! download) should watch the request's context to stop producing. The layer's timeout ends
+//! the context of a request whose body is streaming, but does not cut the body itself.
+//!
+//! # How a closed connection is noticed
+//!
+//! hyper notices it and drops the service's future (or the response body); the layer turns
+//! that drop into the cause. No extra help is needed with hyper's default settings, which are
+//! `axum::serve`'s and `hyper_util::server::conn::auto::Builder`'s:
+//!
+//! - **HTTP/1.1.** While the service's future is pending, hyper's connection task goes on
+//!   reading the socket to detect an end of file "on a busy connection". An EOF (the client
+//!   closed the socket, or shut down its write side) or a connection reset fails the
+//!   connection, and hyper drops the service's future at once (within a millisecond on
+//!   loopback). A client that half-closes its socket after a request (shuts down its write
+//!   side, then reads) is taken as gone, as in Go's `net/http`. hyper does not read, so it
+//!   notices nothing until the handler answers, in two cases: a connection built with
+//!   `http1::Builder::half_close(true)` (off by default), and a request body larger than what
+//!   hyper has already read that the handler holds without reading (hyper reads a body no
+//!   faster than the handler does; a small body that came with the head hides nothing).
+//! - **HTTP/2.** hyper runs each stream in a task of its own that, while the service's future
+//!   is pending, watches for the client's `RST_STREAM`; the stream's reset, or the end of the
+//!   connection, drops the future.
+//!
+//! A client that vanishes without closing anything (a network failure, a machine that lost
+//! power) is noticed by neither protocol until TCP keepalive or HTTP/2 keep-alive pings
+//! (`http2::Builder::keep_alive_interval`) give up: the layer's timeout bounds such requests.
+//!
+//! # Shutting down
+//!
+//! Cancel the root with [`RequestEnd::ShuttingDown`] as the cause: every request in flight ends
+//! with it and is answered `503 server shutting down`, and requests that arrive afterwards are
+//! answered so at once, without calling the service. With `axum::serve`, pass
+//! `async move { root.done().await; }` to `with_graceful_shutdown` so that the server also
+//! stops accepting connections and returns once the last one has closed.
+//!
+//! # Examples
+//!
+//! With axum (the `axum` feature): the handler names `ctx: Context`.
+//!
+//! ```
+//! # #![cfg_attr(not(feature = "axum"), allow(unused))]
+//! use std::time::Duration;
+//! use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
+//! use ctx_core::Context;
+//! use ctx_core::http::ContextLayer;
+//! use tower_service::Service;
+//!
+//! async fn album(ctx: Context) -> String {
+//!     // A lookup that would take a minute: stopped, and answered 504, after 5 s.
+//!     tokio::time::sleep(Duration::from_secs(60)).await;
+//!     format!("album 7 ({:?})", ctx.err())
+//! }
+//!
+//! # #[cfg(feature = "axum")]
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let (root, _shutdown) = Context::background().with_cancel();
+//! let mut app = Router::new()
+//!     .route("/album", get(album))
+//!     .layer(ContextLayer::new(root).timeout(Duration::from_secs(5)));
+//!
+//! let request = Request::get("/album").body(Body::empty()).unwrap();
+//! let response = app.call(request).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+//! # }
+//! # #[cfg(not(feature = "axum"))]
+//! # fn main() {}
+//! ```
+//!
+//! With any tower service: the context is in the request's extensions.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::time::Duration;
+//! use ctx_core::http::{ContextLayer, RequestEnd};
+//! use ctx_core::{Context, Error};
+//! use http::{Request, Response, StatusCode};
+//! use tower_layer::Layer;
+//! use tower_service::Service;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! # struct Slow;
+//! # impl Service<Request<String>> for Slow {
+//! #     type Response = Response<String>;
+//! #     type Error = Infallible;
+//! #     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<String>, Infallible>> + Send>>;
+//! #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+//! #         std::task::Poll::Ready(Ok(()))
+//! #     }
+//! #     fn call(&mut self, req: Request<String>) -> Self::Future {
+//! // Inside a service (here a handler that takes 60 s):
+//! let ctx = req.extensions().get::<Context>().unwrap().clone();
+//! Box::pin(async move {
+//!     tokio::time::sleep(Duration::from_secs(60)).await;
+//!     Ok(Response::new(format!("{:?}", ctx.err())))
+//! })
+//! #     }
+//! # }
+//! let layer = ContextLayer::new(Context::background()).timeout(Duration::from_secs(1));
+//! let mut service = layer.layer(Slow);
+//! let response = service.call(Request::new(String::new())).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+//! # let _ = (Error::Canceled, RequestEnd::TimedOut);
+//! # }
+//! ```
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll, ready};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::Duration;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{CancelHandle, Context, Done, Error};
+
+#[cfg(feature = "axum")]
+mod axum;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use self::axum::MissingContextLayer;
+
+/// Why a request's context ended: the [`cause()`](crate::Context::cause) of the contexts that
+/// [`ContextLayer`] makes.
+///
+/// Find it with [`RequestEnd::of`] or `ctx.cause()?.downcast_ref::<RequestEnd>()`. Its
+/// `Display` is exactly the text in each variant's summary.
+///
+/// ```
+/// use ctx_core::Context;
+/// use ctx_core::http::RequestEnd;
+///
+/// let (root, shutdown) = Context::background().with_cancel();
+/// let (request, _h) = root.with_cancel();
+/// shutdown.cancel_with_cause(RequestEnd::ShuttingDown);
+/// assert_eq!(RequestEnd::of(&request), Some(RequestEnd::ShuttingDown));
+/// assert_eq!(request.cause().unwrap().to_string(), "server shutting down");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestEnd {
+    /// `client disconnected`: the client closed the connection (HTTP/1.1) or reset the stream
+    /// (HTTP/2) before the response was sent in full; hyper dropped the request's future or its
+    /// response body. `err()` is `Canceled`.
+    ClientDisconnected,
+    /// `request timed out`: the timeout set with [`ContextLayer::timeout`] passed. `err()` is
+    /// `DeadlineExceeded`.
+    TimedOut,
+    /// `server shutting down`: the cause to cancel a server's root context with, so that every
+    /// request in flight says why it ended.
+    ///
+    /// ```
+    /// use ctx_core::Context;
+    /// use ctx_core::http::RequestEnd;
+    ///
+    /// let (root, handle) = Context::background().with_cancel();
+    /// // ... serve with `ContextLayer::new(root.clone())`; then, to stop:
+    /// handle.cancel_with_cause(RequestEnd::ShuttingDown);
+    /// # assert!(root.is_done());
+    /// ```
+    ShuttingDown,
+}
+
+impl RequestEnd {
+    /// The `RequestEnd` that ended `ctx` (or an ancestor of it), if that is why it ended.
+    pub fn of(ctx: &Context) -> Option<RequestEnd> {
+        ctx.cause()?.downcast_ref::<RequestEnd>().copied()
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            RequestEnd::ClientDisconnected => "client disconnected",
+            RequestEnd::TimedOut => "request timed out",
+            RequestEnd::ShuttingDown => "server shutting down",
+        }
+    }
+}
+
+impl fmt::Display for RequestEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl StdError for RequestEnd {}
+
+/// A tower [`Layer`] that gives every request a [`Context`]: a child of a root context, with an
+/// optional timeout. See the [module documentation](self) for when and why it ends.
+///
+/// The context is inserted in the request's extensions (`req.extensions().get::<Context>()`,
+/// or the `Context` extractor in axum). If the request already carries a `Context` (from an
+/// outer `ContextLayer`, or put there by your own middleware), the request's context is a
+/// child of that one instead of the root: layers nest, and an inner timeout can only shorten
+/// an outer one.
+///
+/// ```
+/// use std::time::Duration;
+/// use ctx_core::Context;
+/// use ctx_core::http::{ContextLayer, RequestEnd};
+///
+/// let (root, shutdown) = Context::background().with_cancel();
+/// let layer = ContextLayer::new(root).timeout(Duration::from_secs(30));
+/// // router.layer(layer) ... and at the end:
+/// shutdown.cancel_with_cause(RequestEnd::ShuttingDown);
+/// # drop(layer);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ContextLayer {
+    root: Context,
+    timeout: Option<Duration>,
+}
+
+impl ContextLayer {
+    /// A layer whose request contexts are children of `root`: cancelling `root` ends every
+    /// request in flight (cancel it with [`RequestEnd::ShuttingDown`]). No timeout.
+    pub fn new(root: Context) -> ContextLayer {
+        ContextLayer {
+            root,
+            timeout: None,
+        }
+    }
+
+    /// Ends each request's context `timeout` after the request arrived, with `err()`
+    /// `DeadlineExceeded` and `cause()` [`RequestEnd::TimedOut`]; the client then gets
+    /// `504 request timed out` if the handler has not answered.
+    ///
+    /// A root with an earlier deadline keeps its own (and its cause).
+    pub fn timeout(mut self, timeout: Duration) -> ContextLayer {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The context of a request that carries `parent` (if any) in its extensions.
+    fn derive(&self, parent: Option<&Context>) -> (Context, CancelHandle) {
+        let parent = parent.unwrap_or(&self.root);
+        match self.timeout {
+            Some(timeout) => parent.with_timeout_cause(timeout, RequestEnd::TimedOut),
+            None => parent.with_cancel(),
+        }
+    }
+}
+
+impl<S> Layer<S> for ContextLayer {
+    type Service = ContextService<S>;
+
+    fn layer(&self, inner: S) -> ContextService<S> {
+        ContextService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`ContextLayer`]: gives each request a [`Context`] and races the inner
+/// service's future against it.
+#[derive(Clone, Debug)]
+pub struct ContextService<S> {
+    inner: S,
+    layer: ContextLayer,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ContextService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body,
+    ResBody::Data: From<Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let (ctx, handle) = self.layer.derive(req.extensions().get::<Context>());
+        let guard = Some(RequestGuard::new(handle));
+        // As `Context::run`: a request whose context has already ended (the server is shutting
+        // down) is answered without calling the inner service at all.
+        let inner = if ctx.is_done() {
+            None
+        } else {
+            req.extensions_mut().insert(ctx.clone());
+            Some(self.inner.call(req))
+        };
+        ResponseFuture {
+            guard,
+            done: ctx.done(),
+            ctx,
+            inner,
+            completed: false,
+        }
+    }
+}
+
+/// Ends a request's context when dropped: with [`RequestEnd::ClientDisconnected`] unless the
+/// exchange was marked finished.
+struct RequestGuard {
+    handle: CancelHandle,
+    finished: AtomicBool,
+}
+
+impl RequestGuard {
+    fn new(handle: CancelHandle) -> RequestGuard {
+        RequestGuard {
+            handle,
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// The exchange ended normally: dropping the guard cancels without a cause.
+    fn finish(&self) {
+        self.finished.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        if self.finished.load(Ordering::Relaxed) {
+            self.handle.cancel();
+        } else {
+            self.handle
+                .cancel_with_cause(RequestEnd::ClientDisconnected);
+        }
+    }
+}
+
+impl fmt::Debug for RequestGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestGuard")
+            .field("finished", &self.finished.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+pin_project! {
+    /// The future of [`ContextService`]: the inner service's response, or an answer of the
+    /// layer's own if the request's context ends first.
+    ///
+    /// Dropping it before it completes ends the request's context with
+    /// [`RequestEnd::ClientDisconnected`] (hyper drops it when the client goes away), before
+    /// the inner future is dropped.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F> {
+        // Declared first: dropped (ending the context) before the inner future.
+        guard: Option<RequestGuard>,
+        done: Done,
+        ctx: Context,
+        // `None` if the context had ended before the inner service was called.
+        #[pin]
+        inner: Option<F>,
+        completed: bool,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+    B::Data: From<Bytes>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        assert!(!*this.completed, "`ResponseFuture` polled after completion");
+        // The inner future first, even after the context has ended: a handler that watches its
+        // context gets to answer in its own words.
+        if let Some(inner) = this.inner.as_mut().as_pin_mut()
+            && let Poll::Ready(result) = inner.poll(cx)
+        {
+            *this.completed = true;
+            this.inner.set(None);
+            let guard = this.guard.take();
+            return Poll::Ready(match result {
+                Ok(response) => Ok(response.map(|body| ResponseBody::inner(body, guard))),
+                Err(err) => {
+                    if let Some(guard) = guard {
+                        guard.finish();
+                    }
+                    Err(err)
+                }
+            });
+        }
+        let err = ready!(Pin::new(this.done).poll(cx));
+        // The context ended first (so its cause is set): stop the handler, then answer.
+        *this.completed = true;
+        this.inner.set(None);
+        if let Some(guard) = this.guard.take() {
+            guard.finish();
+        }
+        Poll::Ready(Ok(ended(this.ctx, err)))
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("ctx", &self.ctx)
+            .field("completed", &self.completed)
+            .finish()
+    }
+}
+
+/// The layer's answer to a request whose context ended before the service answered.
+fn ended<B>(ctx: &Context, err: Error) -> Response<ResponseBody<B>> {
+    let status = match err {
+        Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Error::Canceled => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let text = match ctx.cause() {
+        Some(cause) => cause.to_string(),
+        None => err.to_string(),
+    };
+    let mut response = Response::new(ResponseBody::message(Bytes::from(text)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+pin_project! {
+    /// The response body of [`ContextService`]: the inner service's body, which keeps the
+    /// request's context live until it has been sent, or the layer's own text answer.
+    ///
+    /// Dropped before its end, it ends the request's context with
+    /// [`RequestEnd::ClientDisconnected`]; at its end, with a plain cancel.
+    pub struct ResponseBody<B> {
+        // Declared first: dropped (ending the context) before the inner body.
+        guard: Option<RequestGuard>,
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Message { text: Option<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    fn inner(body: B, guard: Option<RequestGuard>) -> ResponseBody<B> {
+        ResponseBody {
+            guard,
+            kind: Kind::Inner { body },
+        }
+    }
+
+    fn message(text: Bytes) -> ResponseBody<B> {
+        ResponseBody {
+            guard: None,
+            kind: Kind::Message { text: Some(text) },
+        }
+    }
+
+    fn finish(guard: &Option<RequestGuard>) {
+        if let Some(guard) = guard {
+            guard.finish();
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Data: From<Bytes>,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        match this.kind.project() {
+            KindProj::Inner { mut body } => {
+                let frame = ready!(body.as_mut().poll_frame(cx));
+                // The end, or an error (hyper then aborts the exchange): either way the
+                // client did not go away.
+                if !matches!(frame, Some(Ok(_))) || body.is_end_stream() {
+                    ResponseBody::<B>::finish(this.guard);
+                }
+                Poll::Ready(frame)
+            }
+            KindProj::Message { text } => {
+                Poll::Ready(text.take().map(|text| Ok(Frame::data(B::Data::from(text)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let end = match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Message { text } => text.is_none(),
+        };
+        if end {
+            // hyper drops a body that says it has ended without polling it again.
+            ResponseBody::<B>::finish(&self.guard);
+        }
+        end
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Message { text } => {
+                SizeHint::with_exact(text.as_ref().map_or(0, |text| text.len() as u64))
+            }
+        }
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Inner { .. } => "inner",
+            Kind::Message { .. } => "message",
+        };
+        f.debug_struct("ResponseBody").field("kind", &kind).finish()
+    }
+}

@@ -1,0 +1,176 @@
+//! Sending [`reqwest`] requests under a [`Context`]. Go: `http.NewRequestWithContext`.
+//!
+//! [`send_ctx`](RequestBuilderExt::send_ctx) sends a request unless the context has already
+//! ended, and aborts it when the context ends before the response's head arrives: the
+//! request's future is dropped, which closes an HTTP/1.1 connection and resets an HTTP/2
+//! stream, so the server sees the client go away. The error then says which context error
+//! ended it. [`run`] does the same for reading the body (`text()`, `bytes()`, `chunk()`, and
+//! `json()` with reqwest's `json` feature).
+//!
+//! ```
+//! use std::time::Duration;
+//! use ctx_core::Context;
+//! use ctx_core::reqwest::{Error, RequestBuilderExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // A server that accepts connections and never answers.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let url = format!("http://{}/albums", listener.local_addr().unwrap());
+//! tokio::spawn(async move {
+//!     let mut open = Vec::new();
+//!     while let Ok((socket, _)) = listener.accept().await {
+//!         open.push(socket);
+//!     }
+//! });
+//!
+//! let (ctx, _cancel) =
+//!     Context::background().with_timeout_cause(Duration::from_millis(50), "albums too slow");
+//! let client = reqwest::Client::new();
+//! let err = client.get(&url).send_ctx(&ctx).await.unwrap_err();
+//! assert!(matches!(err, Error::Context { err: ctx_core::Error::DeadlineExceeded, .. }));
+//! assert_eq!(
+//!     err.to_string(),
+//!     "request aborted: context deadline exceeded (albums too slow)"
+//! );
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+
+use crate::{Cause, Context};
+
+/// The error of a request sent under a context: the context ended first, or reqwest failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The context ended before the request completed, so it was not sent (the context had
+    /// already ended) or was aborted.
+    ///
+    /// `Display`: `request aborted: context deadline exceeded`, followed by the cause in
+    /// parentheses when it is not just the context error, as in
+    /// `request aborted: context canceled (server shutting down)`.
+    Context {
+        /// What ended the context: [`ctx.err()`](Context::err).
+        err: crate::Error,
+        /// Why, in the words of whoever ended it: [`ctx.cause()`](Context::cause).
+        cause: Cause,
+    },
+    /// reqwest failed (connection refused, a timeout of reqwest's own, a body that does not
+    /// decode, ...). `Display` and `source()` are the reqwest error's.
+    Http(::reqwest::Error),
+}
+
+impl Error {
+    /// The error for a `ctx` that has ended with `err`.
+    fn ended(ctx: &Context, err: crate::Error) -> Error {
+        let cause = ctx.cause().unwrap_or_else(|| std::sync::Arc::new(err));
+        Error::Context { err, cause }
+    }
+
+    /// The context error, if the context's end is what stopped the request.
+    pub fn context_err(&self) -> Option<crate::Error> {
+        match self {
+            Error::Context { err, .. } => Some(*err),
+            Error::Http(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Context { err, cause } => {
+                write!(f, "request aborted: {err}")?;
+                match cause.downcast_ref::<crate::Error>() {
+                    Some(same) if same == err => Ok(()),
+                    _ => write!(f, " ({cause})"),
+                }
+            }
+            Error::Http(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    /// `None` for [`Error::Context`] (its text already holds the cause, which is in the
+    /// `cause` field); the reqwest error's own source for [`Error::Http`].
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Context { .. } => None,
+            Error::Http(err) => std::error::Error::source(err),
+        }
+    }
+}
+
+impl From<::reqwest::Error> for Error {
+    fn from(err: ::reqwest::Error) -> Error {
+        Error::Http(err)
+    }
+}
+
+/// Runs a reqwest future under `ctx`: not at all if `ctx` has already ended, and dropped (which
+/// aborts the exchange) when `ctx` ends first.
+///
+/// For the steps after [`send_ctx`](RequestBuilderExt::send_ctx): reading the body with
+/// `response.text()`, `bytes()`, `chunk()` or `json()`.
+///
+/// ```
+/// # #[allow(dead_code)]
+/// # async fn example(client: reqwest::Client, url: &str) -> Result<(), ctx_core::reqwest::Error> {
+/// use ctx_core::Context;
+/// use ctx_core::reqwest::{RequestBuilderExt, run};
+///
+/// let ctx = Context::background();
+/// let response = client.get(url).send_ctx(&ctx).await?;
+/// let text = run(&ctx, response.text()).await?;
+/// # drop(text);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn run<T, F>(ctx: &Context, fut: F) -> Result<T, Error>
+where
+    F: IntoFuture<Output = Result<T, ::reqwest::Error>>,
+{
+    match ctx.run(fut).await {
+        Ok(result) => result.map_err(Error::Http),
+        Err(err) => Err(Error::ended(ctx, err)),
+    }
+}
+
+/// Sending a [`reqwest::RequestBuilder`] under a context.
+pub trait RequestBuilderExt: sealed::Sealed {
+    /// Sends the request unless `ctx` has already ended (then nothing is sent, not even a
+    /// connection is opened), and aborts it if `ctx` ends before the response's head arrives.
+    /// Go: `client.Do(req.WithContext(ctx))`.
+    ///
+    /// The future does not borrow `ctx` (it holds a clone), so it can be spawned. Read the
+    /// body under the context with [`run`].
+    fn send_ctx(
+        self,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<::reqwest::Response, Error>> + Send + 'static;
+}
+
+impl RequestBuilderExt for ::reqwest::RequestBuilder {
+    fn send_ctx(
+        self,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<::reqwest::Response, Error>> + Send + 'static {
+        let ctx = ctx.clone();
+        async move {
+            if let Some(err) = ctx.err() {
+                return Err(Error::ended(&ctx, err));
+            }
+            // The request is still a builder here: the place to propagate the context's
+            // deadline to the server in a header.
+            run(&ctx, self.send()).await
+        }
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for ::reqwest::RequestBuilder {}
+}

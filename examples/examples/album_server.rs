@@ -1,0 +1,55 @@
+//! The demo: an HTTP server of albums over an embedded SQLite database it creates and seeds
+//! itself. Every handler is `#[cancellable(timeout = "5s")]`: when a client hangs up or 5 s
+//! pass, the handler stops and so does its query, inside the database.
+//!
+//! ```sh
+//! cargo run --example album_server                    # SQLite, on 127.0.0.1:8080
+//! DATABASE_URL=postgres://... cargo run --example album_server
+//! PORT=3000 cargo run --example album_server
+//! ```
+//!
+//! Then, in another terminal:
+//!
+//! ```sh
+//! curl http://127.0.0.1:8080/albums
+//! curl http://127.0.0.1:8080/albums/2
+//! curl 'http://127.0.0.1:8080/albums/slow?seconds=2'               # answers after 2 s
+//! curl 'http://127.0.0.1:8080/albums/slow?seconds=30'              # 504 after 5 s
+//! curl --max-time 1 'http://127.0.0.1:8080/albums/slow?seconds=30' # hangs up after 1 s
+//! ```
+
+use std::sync::Arc;
+
+use ctx_core::Context;
+use ctx_core::http::RequestEnd;
+use ctx_examples::{App, router};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (root, shutdown) = Context::background().with_cancel();
+    let app = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => App::postgres(&root, &url)
+            .await
+            .map_err(|err| format!("could not set up PostgreSQL at DATABASE_URL: {err:?}"))?,
+        _ => {
+            let path = std::env::temp_dir().join(format!("ctx-albums-{}.db", std::process::id()));
+            App::sqlite(&path, 8)?
+        }
+    };
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8080".to_string());
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    eprintln!(
+        "albums on http://{} over {}; Ctrl-C to stop",
+        listener.local_addr()?,
+        app.describe()
+    );
+    let routes = router(Arc::new(app), root.clone(), None);
+    axum::serve(listener, routes)
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down: requests in flight end with \"server shutting down\"");
+            shutdown.cancel_with_cause(RequestEnd::ShuttingDown);
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! The album server of ctx's demo (`cargo run --example album_server`), as a library so that
+//! its tests can start it.
+//!
+//! Every request gets a [`Context`] from [`ContextLayer`]; every handler is an
+//! `#[cancellable(timeout = "5s")]` fn, so its context ends when the client hangs up, when
+//! 5 s pass, or when the server shuts down, and the query it runs is stopped *inside the
+//! database*: SQLite is interrupted, PostgreSQL is sent a cancel request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ctx_core::http::{ContextLayer, RequestEnd};
+use ctx_core::postgres::tokio_postgres;
+use ctx_core::sqlite::Db;
+use ctx_core::{Context, cancellable};
+use rusqlite::functions::FunctionFlags;
+use serde::{Deserialize, Serialize};
+
+/// One row of the `album` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Album {
+    /// The key.
+    pub id: i64,
+    /// The album's title.
+    pub title: String,
+    /// Who made it.
+    pub artist: String,
+    /// Its price, in dollars.
+    pub price: f64,
+}
+
+/// The rows the server seeds its database with.
+pub fn seed() -> Vec<Album> {
+    [
+        (1, "Blue Train", "John Coltrane", 56.99),
+        (2, "Jeru", "Gerry Mulligan", 17.99),
+        (
+            3,
+            "Sarah Vaughan and Clifford Brown",
+            "Sarah Vaughan",
+            39.99,
+        ),
+        (4, "Kind of Blue", "Miles Davis", 24.99),
+        (5, "Mingus Ah Um", "Charles Mingus", 19.99),
+    ]
+    .into_iter()
+    .map(|(id, title, artist, price)| Album {
+        id,
+        title: title.to_string(),
+        artist: artist.to_string(),
+        price,
+    })
+    .collect()
+}
+
+/// Where the albums are.
+#[derive(Debug)]
+pub enum Store {
+    /// An embedded SQLite database (the default: nothing to install).
+    Sqlite(Db),
+    /// A PostgreSQL server (`DATABASE_URL=postgres://...`).
+    Postgres(PgPool),
+}
+
+/// A few PostgreSQL connections, each used by one request at a time: a cancel request names a
+/// connection, not a query, so two requests must never share one while either can be stopped.
+#[derive(Debug)]
+pub struct PgPool {
+    idle: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ctx_core::postgres::Client>>,
+    give_back: tokio::sync::mpsc::Sender<ctx_core::postgres::Client>,
+}
+
+/// A connection taken from the pool; goes back when dropped.
+struct PgLease<'a> {
+    client: Option<ctx_core::postgres::Client>,
+    pool: &'a PgPool,
+}
+
+impl PgPool {
+    async fn connect(
+        ctx: &Context,
+        config: &tokio_postgres::Config,
+        size: usize,
+    ) -> Result<PgPool, AppError> {
+        let (give_back, idle) = tokio::sync::mpsc::channel(size);
+        for _ in 0..size {
+            let client = ctx_core::postgres::Client::connect(ctx, config).await?;
+            give_back
+                .try_send(client)
+                .expect("room for every connection");
+        }
+        Ok(PgPool {
+            idle: tokio::sync::Mutex::new(idle),
+            give_back,
+        })
+    }
+
+    /// Waits for an idle connection, as long as `ctx` lives.
+    async fn get(&self, ctx: &Context) -> Result<PgLease<'_>, AppError> {
+        let client = ctx
+            .run(async { self.idle.lock().await.recv().await })
+            .await?
+            .ok_or_else(|| AppError::Database("the pool is closed".to_string()))?;
+        Ok(PgLease {
+            client: Some(client),
+            pool: self,
+        })
+    }
+}
+
+impl std::ops::Deref for PgLease<'_> {
+    type Target = ctx_core::postgres::Client;
+
+    fn deref(&self) -> &Self::Target {
+        self.client.as_ref().expect("taken until dropped")
+    }
+}
+
+impl Drop for PgLease<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = self.pool.give_back.try_send(client);
+        }
+    }
+}
+
+/// The application's state.
+#[derive(Debug)]
+pub struct App {
+    store: Store,
+    /// Slow queries running right now, inside the database (tests read it).
+    pub running_queries: AtomicUsize,
+}
+
+/// What a handler can fail with.
+#[derive(Debug)]
+pub enum AppError {
+    /// The request's context ended: the client left, the deadline passed, or shutdown.
+    Stopped(ctx_core::Error),
+    /// No such album.
+    NotFound,
+    /// The database failed.
+    Database(String),
+}
+
+impl From<ctx_core::Error> for AppError {
+    fn from(err: ctx_core::Error) -> AppError {
+        AppError::Stopped(err)
+    }
+}
+
+impl From<ctx_core::sqlite::Error> for AppError {
+    fn from(err: ctx_core::sqlite::Error) -> AppError {
+        match err.context_err() {
+            Some(err) => AppError::Stopped(err),
+            None => AppError::Database(err.to_string()),
+        }
+    }
+}
+
+impl From<ctx_core::postgres::Error> for AppError {
+    fn from(err: ctx_core::postgres::Error) -> AppError {
+        match err.context_err() {
+            Some(err) => AppError::Stopped(err),
+            None => AppError::Database(err.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::Stopped(ctx_core::Error::DeadlineExceeded) => {
+                (StatusCode::GATEWAY_TIMEOUT, "context deadline exceeded").into_response()
+            }
+            AppError::Stopped(ctx_core::Error::Canceled) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "context canceled").into_response()
+            }
+            AppError::NotFound => (StatusCode::NOT_FOUND, "no such album").into_response(),
+            AppError::Database(message) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
+            }
+        }
+    }
+}
+
+/// The routes, with a context for every request: children of `root` (cancel it with
+/// [`RequestEnd::ShuttingDown`] to stop the server), each ending after `request_timeout` if
+/// given (the handlers' own 5 s apply anyway: the nearer deadline wins).
+pub fn router(app: Arc<App>, root: Context, request_timeout: Option<Duration>) -> Router {
+    let layer = match request_timeout {
+        Some(timeout) => ContextLayer::new(root).timeout(timeout),
+        None => ContextLayer::new(root),
+    };
+    Router::new()
+        .route("/albums", get(list_albums))
+        .route("/albums/slow", get(slow_albums))
+        .route("/albums/{id}", get(get_album))
+        .with_state(app)
+        .layer(layer)
+}
+
+/// `GET /albums`: every album.
+#[cancellable(timeout = "5s")]
+async fn list_albums(
+    ctx: Context,
+    State(app): State<Arc<App>>,
+) -> Result<Json<Vec<Album>>, AppError> {
+    Ok(Json(app.albums(ctx, None).await?))
+}
+
+/// `GET /albums/{id}`: one album, or 404.
+#[cancellable(timeout = "5s")]
+async fn get_album(
+    ctx: Context,
+    State(app): State<Arc<App>>,
+    Path(id): Path<i64>,
+) -> Result<Json<Album>, AppError> {
+    let mut found = app.albums(ctx, Some(id)).await?;
+    found.pop().map(Json).ok_or(AppError::NotFound)
+}
+
+/// The query of `GET /albums/slow`.
+#[derive(Deserialize)]
+struct Slow {
+    seconds: f64,
+}
+
+/// `GET /albums/slow?seconds=N`: every album, from a query that takes N seconds inside the
+/// database. Logs one line if the request is stopped, saying why.
+#[cancellable(timeout = "5s")]
+async fn slow_albums(
+    ctx: Context,
+    State(app): State<Arc<App>>,
+    Query(slow): Query<Slow>,
+) -> Result<Json<Vec<Album>>, AppError> {
+    log_if_stopped(ctx, format!("GET /albums/slow?seconds={}", slow.seconds));
+    app.pause(ctx, slow.seconds).await?;
+    Ok(Json(app.albums(ctx, None).await?))
+}
+
+/// Prints one line when `ctx` ends before the request is answered: a client that hangs up
+/// drops the handler at its `.await`, so this runs from an after-func, not from the handler.
+fn log_if_stopped(ctx: &Context, what: String) {
+    let started = Instant::now();
+    let watched = ctx.clone();
+    // Not stopped when the handler returns: a request that was answered ends its context
+    // without a reason to log, which the after-func sees.
+    drop(ctx.after_func(move || {
+        let why = match (RequestEnd::of(&watched), watched.err()) {
+            (Some(end), _) => end.to_string(),
+            (None, Some(ctx_core::Error::DeadlineExceeded)) => "the 5 s timeout passed".to_string(),
+            _ => return, // answered
+        };
+        eprintln!(
+            "{what}: stopped after {:.2} s: {why}; the query was stopped in the database",
+            started.elapsed().as_secs_f64()
+        );
+    }));
+}
+
+impl App {
+    /// The app over an embedded SQLite database at `path`, created and seeded afresh.
+    pub fn sqlite(path: &std::path::Path, connections: usize) -> rusqlite::Result<App> {
+        let _ = std::fs::remove_file(path);
+        let mut conns = Vec::with_capacity(connections);
+        for _ in 0..connections.max(1) {
+            let conn = rusqlite::Connection::open(path)?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            // `pause_ms(n)` sleeps n ms per row it is called for: a slow query made of many
+            // short steps, which SQLite can interrupt between any two of them.
+            conn.create_scalar_function("pause_ms", 1, FunctionFlags::SQLITE_UTF8, |f| {
+                let millis = f.get::<i64>(0)?.clamp(0, 1000) as u64;
+                std::thread::sleep(Duration::from_millis(millis));
+                Ok(1i64)
+            })?;
+            conns.push(conn);
+        }
+        conns[0].execute_batch(
+            "CREATE TABLE album (id INTEGER PRIMARY KEY, title TEXT NOT NULL,
+                                 artist TEXT NOT NULL, price REAL NOT NULL);",
+        )?;
+        for album in seed() {
+            conns[0].execute(
+                "INSERT INTO album (id, title, artist, price) VALUES (?1, ?2, ?3, ?4)",
+                (album.id, &album.title, &album.artist, album.price),
+            )?;
+        }
+        Ok(App::new(Store::Sqlite(Db::from_connections(conns)?)))
+    }
+
+    /// The app over PostgreSQL at `url`; creates and seeds the `album` table.
+    pub async fn postgres(ctx: &Context, url: &str) -> Result<App, AppError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| AppError::Database(e.to_string()))?;
+        config.application_name("ctx-album-demo");
+        let pool = PgPool::connect(ctx, &config, 8).await?;
+        let client = pool.get(ctx).await?;
+        client
+            .batch_execute(
+                ctx,
+                "DROP TABLE IF EXISTS album;
+                 CREATE TABLE album (id BIGINT PRIMARY KEY, title TEXT NOT NULL,
+                                     artist TEXT NOT NULL, price DOUBLE PRECISION NOT NULL);",
+            )
+            .await?;
+        for album in seed() {
+            client
+                .execute(
+                    ctx,
+                    "INSERT INTO album (id, title, artist, price) VALUES ($1, $2, $3, $4)",
+                    &[&album.id, &album.title, &album.artist, &album.price],
+                )
+                .await?;
+        }
+        drop(client);
+        Ok(App::new(Store::Postgres(pool)))
+    }
+
+    fn new(store: Store) -> App {
+        App {
+            store,
+            running_queries: AtomicUsize::new(0),
+        }
+    }
+
+    /// Which database this is, for the start-up line.
+    pub fn describe(&self) -> &'static str {
+        match self.store {
+            Store::Sqlite(_) => "SQLite (embedded)",
+            Store::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    async fn albums(&self, ctx: &Context, id: Option<i64>) -> Result<Vec<Album>, AppError> {
+        match &self.store {
+            Store::Sqlite(db) => Ok(db
+                .call(ctx, move |conn| {
+                    let mut stmt = conn.prepare(
+                        "SELECT id, title, artist, price FROM album
+                         WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+                    )?;
+                    let rows = stmt.query_map([id], |row| {
+                        Ok(Album {
+                            id: row.get(0)?,
+                            title: row.get(1)?,
+                            artist: row.get(2)?,
+                            price: row.get(3)?,
+                        })
+                    })?;
+                    rows.collect()
+                })
+                .await?),
+            Store::Postgres(pool) => {
+                let client = pool.get(ctx).await?;
+                let rows = client
+                    .query(
+                        ctx,
+                        "SELECT id, title, artist, price FROM album
+                         WHERE $1::BIGINT IS NULL OR id = $1 ORDER BY id",
+                        &[&id],
+                    )
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|row| Album {
+                        id: row.get(0),
+                        title: row.get(1),
+                        artist: row.get(2),
+                        price: row.get(3),
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// A query that takes `seconds` inside the database.
+    async fn pause(self: &Arc<Self>, ctx: &Context, seconds: f64) -> Result<(), AppError> {
+        let seconds = seconds.clamp(0.0, 3600.0);
+        let running = Running::start(self.clone());
+        match &self.store {
+            Store::Sqlite(db) => {
+                let millis = (seconds * 1000.0) as i64;
+                db.call(ctx, move |conn| {
+                    // Counted from inside the blocking work: it stops when SQLite does.
+                    let _running = running;
+                    conn.query_row(
+                        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < ?1)
+                         SELECT count(pause_ms(1)) FROM t",
+                        [millis],
+                        |_| Ok(()),
+                    )
+                })
+                .await?;
+            }
+            Store::Postgres(pool) => {
+                let client = pool.get(ctx).await?;
+                let _running = running;
+                client
+                    .execute(ctx, "SELECT pg_sleep($1)", &[&seconds])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts a slow query as running until it is dropped.
+struct Running(Arc<App>);
+
+impl Running {
+    fn start(app: Arc<App>) -> Running {
+        app.running_queries.fetch_add(1, Ordering::SeqCst);
+        Running(app)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running_queries.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,248 @@
+//! The demo server, end to end, with real clients on 127.0.0.1: correct answers, a timeout,
+//! a client that hangs up, and 200 concurrent requests of which half are abandoned, after which
+//! no query is left running in the database (SQLite; PostgreSQL too when `DATABASE_URL` is
+//! set, which `.ci/run` does: under `CI=true` a missing server is a failure).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ctx_core::{CancelHandle, Context};
+use ctx_examples::{Album, App, router, seed};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// A hard bound for things that take milliseconds, safe on a loaded 2-core CI machine.
+const HARD_BOUND: Duration = Duration::from_secs(3);
+
+struct Server {
+    addr: SocketAddr,
+    app: Arc<App>,
+    _root: CancelHandle,
+}
+
+async fn serve(app: App, request_timeout: Option<Duration>) -> Server {
+    let app = Arc::new(app);
+    let (root, handle) = Context::background().with_cancel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let routes = router(app.clone(), root, request_timeout);
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    Server {
+        addr,
+        app,
+        _root: handle,
+    }
+}
+
+fn sqlite_app(name: &str) -> App {
+    let path = std::env::temp_dir().join(format!("ctx-demo-test-{name}-{}.db", std::process::id()));
+    App::sqlite(&path, 8).unwrap()
+}
+
+async fn postgres_app(ctx: &Context) -> Option<App> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(App::postgres(ctx, &url).await.unwrap()),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("DATABASE_URL is not set under CI=true: .ci/run must start PostgreSQL")
+        }
+        _ => {
+            eprintln!("skipped: DATABASE_URL not set");
+            None
+        }
+    }
+}
+
+/// Sends a request on a raw socket and closes it without reading the answer.
+async fn abandon(addr: SocketAddr, path: &str, after: Duration) {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: demo\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(after).await;
+    drop(socket);
+}
+
+async fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_correct() {
+    let server = serve(sqlite_app("answers"), None).await;
+    let base = format!("http://{}", server.addr);
+    let all: Vec<Album> = reqwest::get(format!("{base}/albums"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all, seed());
+    let one: Album = reqwest::get(format!("{base}/albums/4"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one, seed()[3]);
+    let missing = reqwest::get(format!("{base}/albums/99")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let slow = reqwest::get(format!("{base}/albums/slow?seconds=0.05"))
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_deadline_gets_504_and_its_query_stops() {
+    let server = serve(sqlite_app("deadline"), Some(Duration::from_millis(300))).await;
+    let start = Instant::now();
+    let response = reqwest::get(format!("http://{}/albums/slow?seconds=30", server.addr))
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(response.status(), 504);
+    assert!(took < HARD_BOUND, "answered after {took:?}");
+    let stopped = wait_until("the query stops", HARD_BOUND, || {
+        server.app.running_queries.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    println!("504 after {took:?}; query stopped {stopped:?} later");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_stops_the_query_in_sqlite() {
+    let server = serve(sqlite_app("hangup"), None).await;
+    let app = server.app.clone();
+    let client = tokio::spawn(abandon(
+        server.addr,
+        "/albums/slow?seconds=30",
+        Duration::from_secs(30),
+    ));
+    wait_until("the query starts", HARD_BOUND, || {
+        app.running_queries.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    client.abort();
+    let _ = client.await;
+    let stopped = wait_until("the query stops after the hang-up", HARD_BOUND, || {
+        app.running_queries.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    println!("query stopped {stopped:?} after the client hung up (goal: 100 ms)");
+}
+
+/// 200 concurrent requests: 100 slow ones abandoned by their clients, 100 normal ones whose
+/// answers are checked. Afterwards nothing is left running.
+async fn half_abandoned(server: &Server) {
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let mut abandoned = Vec::new();
+    for _ in 0..100 {
+        abandoned.push(tokio::spawn(abandon(
+            server.addr,
+            "/albums/slow?seconds=30",
+            Duration::from_millis(100),
+        )));
+    }
+    let mut answered = Vec::new();
+    for i in 0..100 {
+        let (http, base) = (http.clone(), base.clone());
+        answered.push(tokio::spawn(async move {
+            let id = i % 5 + 1;
+            let album: Album = http
+                .get(format!("{base}/albums/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(album, seed()[(id - 1) as usize]);
+        }));
+    }
+    for task in abandoned.into_iter().chain(answered) {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_requests_half_abandoned_leave_nothing_running_in_sqlite() {
+    let server = serve(sqlite_app("load"), None).await;
+    half_abandoned(&server).await;
+    let app = server.app.clone();
+    wait_until("every slow query stops", HARD_BOUND, || {
+        app.running_queries.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
+/// Active queries of the demo's connection, seen from another connection.
+async fn active_demo_queries(url: &str) -> i64 {
+    let (client, connection) =
+        ctx_core::postgres::tokio_postgres::connect(url, ctx_core::postgres::tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = 'ctx-album-demo' AND state = 'active'
+               AND query LIKE '%pg_sleep%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_hang_ups_and_load_leave_nothing_running_on_the_server() {
+    let Some(app) = postgres_app(&Context::background()).await else {
+        return;
+    };
+    let url = std::env::var("DATABASE_URL").unwrap();
+    let server = serve(app, None).await;
+    // One hang-up, checked on the server.
+    let client = tokio::spawn(abandon(
+        server.addr,
+        "/albums/slow?seconds=30",
+        Duration::from_secs(30),
+    ));
+    let start = Instant::now();
+    while active_demo_queries(&url).await == 0 {
+        assert!(
+            start.elapsed() < HARD_BOUND,
+            "the pg_sleep query never started"
+        );
+    }
+    client.abort();
+    let _ = client.await;
+    let start = Instant::now();
+    while active_demo_queries(&url).await > 0 {
+        assert!(
+            start.elapsed() < HARD_BOUND,
+            "pg_sleep still running on the server"
+        );
+    }
+    println!(
+        "pg_sleep cancelled on the server {:?} after the hang-up",
+        start.elapsed()
+    );
+    // Then the load.
+    half_abandoned(&server).await;
+    let start = Instant::now();
+    while active_demo_queries(&url).await > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "queries still running on the server"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! `ctx_core::reqwest`: reqwest calls made under a context, against a real axum server on
+//! 127.0.0.1 whose requests have contexts of their own (`ContextLayer`), so each test sees both
+//! ends: what the client got, and what the server's handler saw.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{BOUND, Server, ended_within};
+use ctx_core::http::RequestEnd;
+use ctx_core::reqwest::{Error as ClientError, RequestBuilderExt, run};
+use ctx_core::{Context, Error};
+
+fn assert_server_saw_disconnect(ctx: &Context) {
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+    assert_eq!(RequestEnd::of(ctx), Some(RequestEnd::ClientDisconnected));
+}
+
+#[test]
+fn the_error_is_a_send_sync_error() {
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    error::<ClientError>();
+}
+
+#[tokio::test]
+async fn a_call_under_a_live_context_works() {
+    let server = Server::start(None).await;
+    let (ctx, _cancel) = Context::background().with_timeout(BOUND);
+    let client = reqwest::Client::new();
+    let response = client
+        .get(server.url("/hello"))
+        .send_ctx(&ctx)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        run(&ctx, response.text()).await.unwrap(),
+        "hello, live: true"
+    );
+    assert_eq!(server.calls(), 1);
+}
+
+/// A context that has already ended sends nothing: no connection, no request.
+#[tokio::test]
+async fn a_call_under_an_ended_context_is_not_sent() {
+    let server = Server::start(None).await;
+    let (ctx, cancel) = Context::background().with_cancel();
+    cancel.cancel_with_cause("user gave up");
+    let err = reqwest::Client::new()
+        .get(server.url("/hello"))
+        .send_ctx(&ctx)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Context { err: Error::Canceled, cause } if cause.to_string() == "user gave up"),
+        "{err:?}"
+    );
+    assert_eq!(err.context_err(), Some(Error::Canceled));
+    assert_eq!(
+        err.to_string(),
+        "request aborted: context canceled (user gave up)"
+    );
+
+    // Had anything been sent, the server would have seen it by now.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.connections(), 0);
+    assert_eq!(server.calls(), 0);
+}
+
+/// A deadline that passed unobserved counts as ended too (`err()` reads the clock).
+#[tokio::test]
+async fn a_call_after_the_deadline_passed_is_not_sent() {
+    let server = Server::start(None).await;
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(1));
+    std::thread::sleep(Duration::from_millis(5)); // nothing awaits the deadline
+    let err = reqwest::Client::new()
+        .get(server.url("/hello"))
+        .send_ctx(&ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_err(), Some(Error::DeadlineExceeded));
+    assert_eq!(
+        err.to_string(),
+        "request aborted: context deadline exceeded"
+    );
+    assert_eq!(server.connections(), 0);
+}
+
+/// Cancelled while the server works on it: the call returns at once with the context's error,
+/// and the server's handler sees its client go away.
+#[tokio::test]
+async fn a_cancel_mid_flight_aborts_the_call_and_the_server_sees_a_disconnect() {
+    let mut server = Server::start(None).await;
+    let (ctx, cancel) = Context::background().with_cancel();
+    let call = tokio::spawn(
+        reqwest::Client::new()
+            .get(server.url("/wait"))
+            .send_ctx(&ctx),
+    );
+    let server_ctx = server.started().await;
+
+    cancel.cancel_with_cause("user gave up");
+    let err = tokio::time::timeout(BOUND, call)
+        .await
+        .expect("the call was not aborted")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.context_err(), Some(Error::Canceled));
+    assert_eq!(
+        err.to_string(),
+        "request aborted: context canceled (user gave up)"
+    );
+
+    ended_within(&server_ctx).await;
+    assert_server_saw_disconnect(&server_ctx);
+}
+
+/// A deadline mid-flight: `DeadlineExceeded`, with the deadline's cause.
+#[tokio::test]
+async fn a_deadline_mid_flight_aborts_the_call() {
+    let mut server = Server::start(None).await;
+    let t0 = std::time::Instant::now();
+    let (ctx, _cancel) = Context::background()
+        .with_timeout_cause(Duration::from_millis(100), "albums lookup too slow");
+    let call = tokio::spawn(
+        reqwest::Client::new()
+            .get(server.url("/wait"))
+            .send_ctx(&ctx),
+    );
+    let server_ctx = server.started().await;
+    let err = tokio::time::timeout(BOUND, call)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    assert!(
+        matches!(
+            err,
+            ClientError::Context {
+                err: Error::DeadlineExceeded,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "request aborted: context deadline exceeded (albums lookup too slow)"
+    );
+    ended_within(&server_ctx).await;
+    assert_server_saw_disconnect(&server_ctx);
+}
+
+/// Over HTTP/2 the abort resets the stream; the server's handler sees it the same way.
+#[tokio::test]
+async fn a_cancel_mid_flight_over_http2_resets_the_stream() {
+    let mut server = Server::start(None).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let (ctx, cancel) = Context::background().with_cancel();
+    let call = tokio::spawn(client.get(server.url("/wait")).send_ctx(&ctx));
+    let server_ctx = server.started().await;
+    drop(cancel);
+    let err = tokio::time::timeout(BOUND, call)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "request aborted: context canceled");
+    ended_within(&server_ctx).await;
+    assert_server_saw_disconnect(&server_ctx);
+}
+
+/// The body read under the context: cancelled while the body streams, the read is aborted and
+/// the server's response body is dropped unfinished.
+#[tokio::test]
+async fn a_cancel_while_reading_the_body_aborts_the_read() {
+    let mut server = Server::start(None).await;
+    let (ctx, cancel) = Context::background().with_cancel();
+    let response = reqwest::Client::new()
+        .get(server.url("/stream"))
+        .send_ctx(&ctx)
+        .await
+        .unwrap();
+    let server_ctx = server.started().await;
+    let read = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { run(&ctx, response.text()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        server_ctx.err(),
+        None,
+        "the server's context ended mid-body"
+    );
+
+    cancel.cancel_with_cause("enough");
+    let err = tokio::time::timeout(BOUND, read)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "request aborted: context canceled (enough)"
+    );
+    ended_within(&server_ctx).await;
+    assert_server_saw_disconnect(&server_ctx);
+}
+
+/// reqwest's own failures come back as `Error::Http`.
+#[tokio::test]
+async fn a_reqwest_failure_is_an_http_error() {
+    // A port that was just free: connection refused.
+    let addr = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let err = reqwest::Client::new()
+        .get(format!("http://{addr}/"))
+        .send_ctx(&Context::background())
+        .await
+        .unwrap_err();
+    match &err {
+        ClientError::Http(inner) => assert!(inner.is_connect(), "{inner:?}"),
+        other => panic!("expected an HTTP error, got {other:?}"),
+    }
+    assert_eq!(err.context_err(), None);
+}
+
+/// The future owns what it needs: it can be spawned after the context is gone from scope.
+#[tokio::test]
+async fn the_call_future_is_static_and_send() {
+    let server = Server::start(None).await;
+    let call = {
+        let ctx = Context::background();
+        reqwest::Client::new()
+            .get(server.url("/hello"))
+            .send_ctx(&ctx)
+    };
+    let response = tokio::spawn(call).await.unwrap().unwrap();
+    assert_eq!(response.text().await.unwrap(), "hello, live: true");
+}

@@ -1,0 +1,463 @@
+//! `ctx_core::postgres`: queries under a context, cancelled on the server when it ends.
+//!
+//! These tests need a PostgreSQL server: `DATABASE_URL` (`.ci/run` starts one, see
+//! `.ci/postgres`). Without it they print "skipped: DATABASE_URL not set" and pass, unless
+//! `CI=true`, where a missing server is a failure.
+//!
+//! Each test connects with an `application_name` of its own, so that `pg_stat_activity` shows
+//! exactly its sessions: "nothing left running" means no active query under that name.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ctx_core::postgres::{Client, Error};
+use ctx_core::{CancelHandle, Context, Error as CtxError};
+use tokio::sync::Mutex;
+use tokio_postgres::Config;
+use tokio_postgres::types::ToSql;
+
+/// A hard bound for what should take milliseconds, safe on a loaded CI machine.
+const HARD_BOUND: Duration = Duration::from_secs(1);
+
+fn database_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("DATABASE_URL is not set but CI=true: .ci/run must start PostgreSQL")
+        }
+        _ => {
+            println!("skipped: DATABASE_URL not set");
+            None
+        }
+    }
+}
+
+fn config(url: &str, app: &str) -> Config {
+    let mut config: Config = url.parse().expect("DATABASE_URL is not a valid URL");
+    config.application_name(app);
+    config
+}
+
+async fn connect(url: &str, app: &str) -> Client {
+    Client::connect(&Context::background(), &config(url, app))
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to DATABASE_URL: {e}"))
+}
+
+/// Queries of `app` that the server is running now (the observer's own is not one of them).
+async fn active(observer: &Client, app: &str) -> i64 {
+    observer
+        .query_one(
+            &Context::background(),
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = $1 AND state <> 'idle' AND pid <> pg_backend_pid()",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Waits (at most 1 s) until `app` has no query running; returns how long that took.
+async fn until_quiet(observer: &Client, app: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let n = active(observer, app).await;
+        if n == 0 {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < HARD_BOUND,
+            "{n} queries of {app} still running on the server after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn album_count(client: &Client) -> i64 {
+    client
+        .query_one(
+            &Context::background(),
+            "SELECT count(*) FROM ctx_album",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Waits until `app` has a query running.
+async fn until_running(observer: &Client, app: &str) {
+    let start = Instant::now();
+    while active(observer, app).await == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the query never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn select_int(client: &Client, n: i32) -> i32 {
+    client
+        .query_one(&Context::background(), "SELECT $1::int4", &[&n])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_cancels_pg_sleep_on_the_server() {
+    let Some(url) = database_url() else { return };
+    let app = "ctx-test-deadline";
+    let client = connect(&url, app).await;
+    let observer = connect(&url, "ctx-test-deadline-observer").await;
+
+    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(200));
+    let start = Instant::now();
+    let err = client
+        .query(&ctx, "SELECT pg_sleep(30)", &[])
+        .await
+        .unwrap_err();
+    let elapsed = start.elapsed();
+    assert_eq!(err.context_err(), Some(CtxError::DeadlineExceeded));
+    assert_eq!(err.to_string(), "query canceled: context deadline exceeded");
+    assert!(
+        elapsed < Duration::from_millis(200) + HARD_BOUND,
+        "returned after {elapsed:?}"
+    );
+
+    let gone = until_quiet(&observer, app).await;
+    println!(
+        "postgres: 200 ms deadline -> query returned after {elapsed:?}; pg_stat_activity quiet {gone:?} later"
+    );
+    assert_eq!(select_int(&client, 7).await, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_stops_the_query_and_the_client_stays_usable() {
+    let Some(url) = database_url() else { return };
+    let app = "ctx-test-cancel";
+    let client = connect(&url, app).await;
+    let observer = connect(&url, "ctx-test-cancel-observer").await;
+
+    let mut latencies = Vec::new();
+    for round in 0..3 {
+        let (ctx, handle) = Context::background().with_cancel();
+        let query = client.query_one(&ctx, "SELECT pg_sleep(30)", &[]);
+        let cancel = async {
+            until_running(&observer, app).await;
+            let at = Instant::now();
+            handle.cancel_with_cause("client went away");
+            at
+        };
+        let (result, cancelled_at) = tokio::join!(query, cancel);
+        let latency = cancelled_at.elapsed();
+        let err = result.unwrap_err();
+        assert_eq!(err.context_err(), Some(CtxError::Canceled));
+        let Error::Context { cause, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(cause.to_string(), "client went away");
+        assert!(
+            latency < HARD_BOUND,
+            "returned {latency:?} after the cancel"
+        );
+        latencies.push(latency);
+        // `run` returns once the server has stopped the query: nothing is running any more.
+        assert_eq!(active(&observer, app).await, 0, "round {round}");
+        assert_eq!(select_int(&client, round).await, round);
+    }
+    println!("postgres: cancel -> query returned (server done): {latencies:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_context_sends_nothing() {
+    let Some(url) = database_url() else { return };
+    let client = connect(&url, "ctx-test-ended").await;
+    let bg = Context::background();
+    client
+        .batch_execute(&bg, "CREATE TEMP TABLE hit (x int)")
+        .await
+        .unwrap();
+
+    let (ctx, handle) = bg.with_cancel();
+    handle.cancel();
+    let err = client
+        .execute(&ctx, "INSERT INTO hit VALUES (1)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_err(), Some(CtxError::Canceled));
+    let (ctx, _h) = bg.with_timeout(Duration::ZERO);
+    let err = client
+        .batch_execute(&ctx, "INSERT INTO hit VALUES (2)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_err(), Some(CtxError::DeadlineExceeded));
+
+    let n: i64 = client
+        .query_one(&bg, "SELECT count(*) FROM hit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "a query ran under an ended context");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_while_the_context_is_live_is_postgres() {
+    let Some(url) = database_url() else { return };
+    let client = connect(&url, "ctx-test-error").await;
+    let err = client
+        .query(&Context::background(), "SELECT FROM nowhere", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_err(), None);
+    assert!(matches!(err, Error::Postgres(_)), "{err:?}");
+    assert_eq!(select_int(&client, 1).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_transaction_is_rolled_back() {
+    let Some(url) = database_url() else { return };
+    let app = "ctx-test-transaction";
+    let mut client = connect(&url, app).await;
+    let observer = connect(&url, "ctx-test-transaction-observer").await;
+    let bg = Context::background();
+    client
+        .batch_execute(
+            &bg,
+            "DROP TABLE IF EXISTS ctx_album; CREATE TABLE ctx_album (id serial, title text)",
+        )
+        .await
+        .unwrap();
+
+    let (ctx, _h) = bg.with_timeout(Duration::from_millis(300));
+    let err = client
+        .run_mut(&ctx, |pg| {
+            Box::pin(async move {
+                let tx = pg.transaction().await?;
+                for title in ["Kind of Blue", "Blue Train", "Mingus Ah Um"] {
+                    tx.execute("INSERT INTO ctx_album (title) VALUES ($1)", &[&title])
+                        .await?;
+                }
+                tx.batch_execute("SELECT pg_sleep(30)").await?;
+                tx.commit().await
+            })
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_err(), Some(CtxError::DeadlineExceeded));
+    assert_eq!(active(&observer, app).await, 0);
+
+    // None of the writes is visible, from this connection or another one, and the connection
+    // is out of the transaction and takes new work.
+    assert_eq!(
+        album_count(&client).await,
+        0,
+        "a cancelled transaction was half-applied"
+    );
+    assert_eq!(
+        album_count(&observer).await,
+        0,
+        "a cancelled transaction was half-applied"
+    );
+    client
+        .execute(&bg, "INSERT INTO ctx_album (title) VALUES ('Ugetsu')", &[])
+        .await
+        .unwrap();
+    assert_eq!(album_count(&observer).await, 1, "autocommit is back");
+    client
+        .batch_execute(&bg, "DROP TABLE ctx_album")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_query_future_still_cancels_it() {
+    let Some(url) = database_url() else { return };
+    let app = "ctx-test-dropped";
+    let client = Arc::new(connect(&url, app).await);
+    let observer = connect(&url, "ctx-test-dropped-observer").await;
+    let task = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .query(&Context::background(), "SELECT pg_sleep(30)", &[])
+                .await
+        }
+    });
+    until_running(&observer, app).await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    let gone = until_quiet(&observer, app).await;
+    println!("postgres: dropped query future -> server quiet after {gone:?}");
+    assert_eq!(select_int(&client, 3).await, 3);
+}
+
+/// Contexts that end right around the moment a short query completes: a cancel that reaches
+/// the server late must never stop the next query on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_cancel_never_reaches_the_next_query() {
+    let Some(url) = database_url() else { return };
+    let client = connect(&url, "ctx-test-late").await;
+    let (tx, rx) = std::sync::mpsc::channel::<(CancelHandle, u64)>();
+    let canceller = std::thread::spawn(move || {
+        for (handle, delay_us) in rx {
+            std::thread::sleep(Duration::from_micros(delay_us));
+            handle.cancel();
+        }
+    });
+    let (mut completed, mut cancelled) = (0, 0);
+    let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+    for i in 0..150 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let (ctx, handle) = Context::background().with_cancel();
+        tx.send((handle, seed % 6000)).unwrap();
+        match client
+            .query_one(&ctx, "SELECT $1::int4 FROM pg_sleep(0.002)", &[&i])
+            .await
+        {
+            Ok(row) => {
+                assert_eq!(row.get::<_, i32>(0), i);
+                completed += 1;
+            }
+            Err(Error::Context { .. }) => cancelled += 1,
+            Err(e) => panic!("a cancellable query failed with a server error: {e}"),
+        }
+        let n = client
+            .query_one(&Context::background(), "SELECT $1::int4", &[&i])
+            .await
+            .unwrap_or_else(|e| panic!("a query that nobody cancelled failed: {e}"))
+            .get::<_, i32>(0);
+        assert_eq!(n, i);
+    }
+    drop(tx);
+    canceller.join().unwrap();
+    println!("postgres: racing cancels: {completed} completed, {cancelled} cancelled");
+}
+
+/// Query futures dropped at random moments, as when a client hangs up: the cancel sent for
+/// each must never stop the next query on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_query_never_cancels_the_next_one() {
+    let Some(url) = database_url() else { return };
+    let app = "ctx-test-dropped-race";
+    let client = Arc::new(connect(&url, app).await);
+    let observer = connect(&url, "ctx-test-dropped-race-observer").await;
+    let (mut completed, mut dropped) = (0, 0);
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+    for i in 0..120 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let task = tokio::spawn({
+            let client = client.clone();
+            async move {
+                client
+                    .query_one(
+                        &Context::background(),
+                        "SELECT $1::int4 FROM pg_sleep(0.002)",
+                        &[&i],
+                    )
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_micros(seed % 5000)).await;
+        task.abort();
+        match task.await {
+            Ok(row) => {
+                assert_eq!(row.unwrap().get::<_, i32>(0), i);
+                completed += 1;
+            }
+            Err(e) => {
+                assert!(e.is_cancelled());
+                dropped += 1;
+            }
+        }
+        let n = client
+            .query_one(&Context::background(), "SELECT $1::int4", &[&i])
+            .await
+            .unwrap_or_else(|e| panic!("the query after a dropped one failed: {e}"))
+            .get::<_, i32>(0);
+        assert_eq!(n, i);
+    }
+    until_quiet(&observer, app).await;
+    println!("postgres: dropped query futures: {completed} completed, {dropped} dropped");
+}
+
+/// 200 concurrent queries over a pool of 10 connections, half of them cancelled (most while
+/// their query runs on the server): every other query returns the right result, and afterwards
+/// the server runs nothing of ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_queries_half_cancelled() {
+    let Some(url) = database_url() else { return };
+    const CONNECTIONS: usize = 10;
+    const QUERIES: i32 = 200;
+    let app = "ctx-test-concurrent";
+    let observer = connect(&url, "ctx-test-concurrent-observer").await;
+    let mut pool = Vec::new();
+    for _ in 0..CONNECTIONS {
+        pool.push(Arc::new(Mutex::new(connect(&url, app).await)));
+    }
+    let pool = Arc::new(pool);
+    let mid_query = Arc::new(AtomicUsize::new(0));
+
+    let mut tasks = Vec::new();
+    for i in 0..QUERIES {
+        let pool = pool.clone();
+        let mid_query = mid_query.clone();
+        tasks.push(tokio::spawn(async move {
+            let slot = pool[usize::try_from(i).unwrap() % CONNECTIONS].clone();
+            if i % 2 == 0 {
+                // 10-50 ms of server time, then a checkable result.
+                let client = slot.lock().await;
+                let pause = f64::from(10 + i % 40) / 1000.0;
+                let row = client
+                    .query_one(
+                        &Context::background(),
+                        "SELECT $1::int4 * 2 FROM pg_sleep($2::float8)",
+                        &[&i, &pause],
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("query {i} failed: {e}"));
+                assert_eq!(row.get::<_, i32>(0), i * 2, "query {i}");
+                None
+            } else {
+                let (ctx, handle) = Context::background().with_cancel();
+                let client = slot.lock().await;
+                let cancel = async {
+                    tokio::time::sleep(Duration::from_millis(5 + u64::from(i.unsigned_abs() % 30)))
+                        .await;
+                    mid_query.fetch_add(1, Ordering::Relaxed);
+                    handle.cancel();
+                };
+                let params: [&(dyn ToSql + Sync); 1] = [&i];
+                let query = client.query_one(&ctx, "SELECT $1::int4 FROM pg_sleep(30)", &params);
+                let (result, ()) = tokio::join!(query, cancel);
+                let err = result.expect_err("a pg_sleep(30) completed");
+                drop(client);
+                Some(err.context_err().expect("not a context error"))
+            }
+        }));
+    }
+    let mut cancelled = 0;
+    for task in tasks {
+        if let Some(err) = task.await.unwrap() {
+            assert_eq!(err, CtxError::Canceled);
+            cancelled += 1;
+        }
+    }
+    assert_eq!(cancelled, QUERIES / 2);
+    let quiet = until_quiet(&observer, app).await;
+    println!(
+        "postgres: 100 cancelled ({} mid-query), 100 correct; server quiet {quiet:?} after the last one returned",
+        mid_query.load(Ordering::Relaxed)
+    );
+    assert_eq!(active(&observer, app).await, 0);
+    for slot in pool.iter() {
+        assert_eq!(select_int(&*slot.lock().await, 5).await, 5);
+    }
+}
