@@ -19,8 +19,9 @@
 //!    causes are dropped after the lock is released.
 //! 5. Cancelling walks the subtree with an explicit stack and dropping walks the parent chain
 //!    with a loop, so neither depth nor width touches the call stack.
-//! 6. A node is *settled* (the [`SETTLED`] bit) once its whole subtree has ended. `cancel()`
-//!    returns only when its node is settled, even if another thread won the race to end it.
+//! 6. A node is *settled* (the [`SETTLED`] bit) once its whole subtree has ended: a childless
+//!    node as it ends, the others when the walk that ended them is over. `cancel()` returns
+//!    only when its node is settled, even if another thread won the race to end it.
 //!
 //! # Deadlines
 //!
@@ -127,13 +128,8 @@ struct Told {
     afters: Slab<AfterEntry>,
 }
 
-/// Work for the iterative subtree walk.
-enum Work {
-    /// Children to end with their parent's reason and cause.
-    Children(Children, u8, Option<Cause>),
-    /// Mark a node settled: its whole subtree has ended.
-    Settle(Arc<Node>),
-}
+/// Work for the iterative subtree walk: children to end with their parent's reason and cause.
+type Work = (Children, u8, Option<Cause>);
 
 /// Whether this thread is inside a subtree walk, and how deep. A walk can drop the last
 /// reference to a node, which drops its cause, which is user code and may cancel another
@@ -353,25 +349,21 @@ impl Node {
         let may_wait = Walk::may_wait(1);
         let mut afters: Vec<AfterEntry> = Vec::new();
         let mut stack: Vec<Work> = Vec::new();
+        // The nodes of the subtree that had children: they are settled once the whole walk is
+        // over, which is after each one's own subtree has ended (8 bytes each, where a
+        // post-order marker on the stack would take a whole `Work`).
+        let mut inner: Vec<Arc<Node>> = Vec::new();
         let has_children = taken.children.is_some();
         taken.release(&mut afters, &mut stack);
-        // A post-order walk: `Settle(n)` is pushed below the work for `n`'s children, so it is
-        // popped once the whole subtree of `n` has ended.
-        while let Some(work) = stack.pop() {
-            let (children, code, cause) = match work {
-                Work::Settle(node) => {
-                    node.settle();
-                    continue;
-                }
-                Work::Children(children, code, cause) => (children, code, cause),
-            };
+        while let Some((children, code, cause)) = stack.pop() {
             for child in children {
                 match child.finish(code, cause.clone(), now) {
                     Some(taken) => {
-                        if taken.children.is_some() {
-                            stack.push(Work::Settle(child));
-                        }
+                        let has_children = taken.children.is_some();
                         taken.release(&mut afters, &mut stack);
+                        if has_children {
+                            inner.push(child);
+                        }
                     }
                     // Another thread ended this child first and is ending its subtree.
                     None if may_wait => child.wait_settled(),
@@ -379,6 +371,10 @@ impl Node {
                 }
             }
         }
+        for node in inner.iter().rev() {
+            node.settle();
+        }
+        drop(inner);
         if has_children {
             self.settle();
         }
@@ -573,7 +569,7 @@ impl Taken {
             afters.extend(told.afters.into_iter().map(|(_, after)| after));
         }
         if let Some(children) = self.children {
-            stack.push(Work::Children(children, self.code, self.cause));
+            stack.push((children, self.code, self.cause));
         }
     }
 }
