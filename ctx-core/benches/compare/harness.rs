@@ -115,15 +115,38 @@ pub(crate) fn count<R>(f: impl FnOnce() -> R) -> (R, Counted) {
     (r, counter.stop())
 }
 
-/// The resident set size of this process, from `/proc/self/statm` (0 where there is none).
-pub(crate) fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
+/// Bytes of heap in use as glibc's malloc accounts them (`mallinfo2`: chunks in use, their
+/// headers and rounding included, plus mmapped blocks): what the process really pays, where the
+/// counting allocator sees only the sizes asked for. 0 where glibc is not the allocator.
+pub(crate) fn malloc_in_use() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        /// glibc's `struct mallinfo2` (glibc 2.33+): ten `size_t`s.
+        #[repr(C)]
+        struct MallInfo2 {
+            arena: usize,
+            ordblks: usize,
+            smblks: usize,
+            hblks: usize,
+            hblkhd: usize,
+            usmblks: usize,
+            fsmblks: usize,
+            uordblks: usize,
+            fordblks: usize,
+            keepcost: usize,
+        }
+        unsafe extern "C" {
+            fn mallinfo2() -> MallInfo2;
+        }
+        // SAFETY: `mallinfo2` takes nothing and returns a struct by value; it only reads the
+        // allocator's statistics under its own locks.
+        let info = unsafe { mallinfo2() };
+        (info.uordblks + info.hblkhd) as u64
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        0
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fan_out::{Outcome, fan_out};
 use crate::harness::{
-    Budget, Counted, Counter, Record, Reporter, count, counted, live, max, median, min, ns,
-    percentile, rss_bytes,
+    Budget, Counted, Counter, Record, Reporter, count, counted, live, malloc_in_use, max, median,
+    min, ns, percentile,
 };
 use crate::micro::multi_thread;
 
@@ -123,21 +123,20 @@ fn chain_once<T: Chain>(n: usize, kept: &mut Vec<T::Kept>, at_built: impl FnOnce
     }
 }
 
-/// Memory of a live chain of `n`: (allocator bytes per context, RSS bytes per context), the
-/// `kept` Vec excluded from the first (it is allocated before) and included in the second (its
-/// pages are touched as it fills).
+/// Memory of a live chain of `n`: (bytes asked of the allocator, bytes malloc has in use), per
+/// context. The `kept` Vec is allocated before, so neither counts its 8 bytes per context.
 fn chain_memory<T: Chain>(n: usize, kept: &mut Vec<T::Kept>) -> (f64, f64) {
     let counter = Counter::start();
-    let rss0 = rss_bytes();
-    let (mut live_bytes, mut rss) = (0, 0);
+    let malloc0 = malloc_in_use();
+    let (mut live_bytes, mut malloc) = (0, 0);
     chain_once::<T>(n, kept, || {
         live_bytes = live();
-        rss = rss_bytes();
+        malloc = malloc_in_use();
     });
     counter.stop();
     (
         live_bytes as f64 / n as f64,
-        (rss as f64 - rss0 as f64) / n as f64,
+        (malloc as f64 - malloc0 as f64) / n as f64,
     )
 }
 
@@ -146,14 +145,14 @@ struct ChainStats {
     counted_bytes: f64,
     counted_allocs: f64,
     live_per_ctx: f64,
-    rss_per_ctx: f64,
+    malloc_per_ctx: f64,
 }
 
 fn chain_series<T: Chain>(n: usize, runs: usize) -> ChainStats {
     let mut kept = Vec::with_capacity(n);
     // A warm-up run, so that the allocator has its arenas.
     chain_once::<T>(n, &mut kept, || ());
-    let (live_per_ctx, rss_per_ctx) = chain_memory::<T>(n, &mut kept);
+    let (live_per_ctx, malloc_per_ctx) = chain_memory::<T>(n, &mut kept);
     let (_, counted) = count(|| chain_once::<T>(n, &mut kept, || ()));
     let runs = (0..runs)
         .map(|_| chain_once::<T>(n, &mut kept, || ()))
@@ -163,7 +162,7 @@ fn chain_series<T: Chain>(n: usize, runs: usize) -> ChainStats {
         counted_bytes: counted.bytes as f64,
         counted_allocs: counted.allocs as f64,
         live_per_ctx,
-        rss_per_ctx,
+        malloc_per_ctx,
     }
 }
 
@@ -184,14 +183,14 @@ fn chain_record<T: Chain>(name: &str, n: usize, runs: usize, note: &str) -> Reco
         .extra("drop_ns_median", median(&drops))
         .extra("ns_per_context", median(&totals) / n as f64)
         .extra("live_heap_bytes_per_ctx", s.live_per_ctx)
-        .extra("rss_bytes_per_ctx", s.rss_per_ctx)
+        .extra("malloc_bytes_per_ctx", s.malloc_per_ctx)
         .extra("alloc_bytes_per_ctx", s.counted_bytes / n as f64)
         .extra("allocs_per_ctx", s.counted_allocs / n as f64)
         .extra("total_ns_min", min(&totals))
         .extra("total_ns_max", max(&totals))
 }
 
-const CHAIN_NOTE_CTX: &str = "op = with_cancel root + N nested with_cancel + cancel(root), timed like Go's (median of runs, build + cancel; the drop afterwards is drop_ns_median). Every intermediate CancelHandle is kept in a Vec allocated before the run, because dropping a handle cancels (Go discards its CancelFuncs). live_heap_bytes_per_ctx = allocator bytes live with the chain built / N (the handle Vec, 8 B per context, excluded); rss_bytes_per_ctx = RSS growth / N (malloc overhead and the handle Vec included)";
+const CHAIN_NOTE_CTX: &str = "op = with_cancel root + N nested with_cancel + cancel(root), timed like Go's (median of runs, build + cancel; the drop afterwards is drop_ns_median). Every intermediate CancelHandle is kept in a Vec allocated before the run, because dropping a handle cancels (Go discards its CancelFuncs). live_heap_bytes_per_ctx = bytes asked of the allocator and live with the chain built / N; malloc_bytes_per_ctx = the same as glibc's malloc accounts it (mallinfo2: chunk headers and rounding included); both exclude the handle Vec (8 B per context)";
 const CHAIN_NOTE_TOKIO_UTIL: &str = "op = CancellationToken root + N nested child_token() + cancel(root), timed as for ctx; every intermediate token is kept in a Vec allocated before the run (a dropped token leaves the tree). Memory as for ctx";
 
 // ---------------------------------------------------------------------------------------------
@@ -444,11 +443,11 @@ const WAKE_NOTE: &str = "ns_per_op = median over samples of (waiter's Instant::n
 
 /// One scale run; with `counting`, also the live heap bytes with every task parked.
 fn scale_once(rt: &Runtime, n: usize, imp: &'static str, counting: bool) -> (Outcome, i64, u64) {
-    let rss0 = rss_bytes();
-    let (outcome, live_bytes, rss) = rt.block_on(async {
+    let malloc0 = malloc_in_use();
+    let (outcome, live_bytes, malloc) = rt.block_on(async {
         tokio::spawn(async move {
             let mut readings = (0, 0);
-            let at_parked = || readings = (if counting { live() } else { 0 }, rss_bytes());
+            let at_parked = || readings = (if counting { live() } else { 0 }, malloc_in_use());
             let outcome = if imp == "ctx" {
                 let (root, handle) = Context::background().with_cancel();
                 let make = || {
@@ -476,19 +475,19 @@ fn scale_once(rt: &Runtime, n: usize, imp: &'static str, counting: bool) -> (Out
         .expect("the scale controller")
     });
     assert_eq!(outcome.ok, n, "{imp}: {} tasks woke wrongly", outcome.wrong);
-    (outcome, live_bytes, rss.saturating_sub(rss0))
+    (outcome, live_bytes, malloc.saturating_sub(malloc0))
 }
 
 fn scale_record(rt: &Runtime, name: &str, n: usize, runs: usize, imp: &'static str) -> Record {
     let counter = Counter::start();
-    let (_, live_bytes, rss) = scale_once(rt, n, imp, true);
+    let (_, live_bytes, malloc) = scale_once(rt, n, imp, true);
     let counted = counter.stop();
     let outcomes: Vec<Outcome> = (0..runs).map(|_| scale_once(rt, n, imp, false).0).collect();
     let totals: Vec<f64> = outcomes.iter().map(|o| ns(o.to_last_wake)).collect();
     let setups: Vec<f64> = outcomes.iter().map(|o| ns(o.setup)).collect();
     let calls: Vec<f64> = outcomes.iter().map(|o| ns(o.cancel_call)).collect();
     let note = if imp == "ctx" {
-        "op = 1 root cancel ending N tasks on a 2-worker multi-thread runtime, each task awaiting done() of its own root.with_timeout(1h) context (so each has a timer); ns_per_op = time from the cancel call until the last task has woken (median of runs); peak_live_heap_bytes = allocator peak over a whole counted run; bytes/allocs over that counted run"
+        "op = 1 root cancel ending N tasks on a 2-worker multi-thread runtime, each task awaiting done() of its own root.with_timeout(1h) context (so each has a timer); ns_per_op = time from the cancel call until the last task has woken (median of runs); peak_live_heap_bytes = allocator peak over a whole counted run (bytes asked for); malloc_growth_bytes_parked = growth of glibc's in-use heap with every task parked (headers included); bytes/allocs over that counted run"
     } else {
         "as for ctx, each task awaiting tokio::time::timeout(1h, root.child_token().cancelled())"
     };
@@ -505,7 +504,7 @@ fn scale_record(rt: &Runtime, name: &str, n: usize, runs: usize, imp: &'static s
         .extra("peak_live_heap_bytes", counted.peak_live as f64)
         .extra("live_heap_bytes_parked", live_bytes as f64)
         .extra("live_heap_bytes_per_task", live_bytes as f64 / n as f64)
-        .extra("rss_growth_bytes_parked", rss as f64)
+        .extra("malloc_growth_bytes_parked", malloc as f64)
 }
 
 // ---------------------------------------------------------------------------------------------
