@@ -370,6 +370,59 @@ pub(crate) fn run(out: &mut Reporter, b: &Budget) {
         out.emit(m.record(name, "ctx", "ctx.is_done() on a cancelled context"));
     }
 
+    let name = "done_select_parallel_live";
+    if out.wants(name) {
+        let (ctx, _handle) = bg.with_cancel();
+        let m = looped(b, |n| {
+            parallel(n, || {
+                black_box(ctx.is_done());
+            })
+        });
+        out.emit(m.record(
+            name,
+            "ctx",
+            "ctx.is_done() on one live context from 2 threads (Go's RunParallel); ns = wall time / all ops",
+        ));
+        let token = CancellationToken::new();
+        let m = looped(b, |n| {
+            parallel(n, || {
+                black_box(token.is_cancelled());
+            })
+        });
+        out.emit(m.record(name, "tokio-util", "token.is_cancelled() from 2 threads"));
+    }
+
+    for concurrent in [40usize, 400_000] {
+        let name = format!("with_timeout_parallel_concurrency_{concurrent}");
+        if !out.wants(&name) {
+            continue;
+        }
+        // Go keeps N live 1 h timers; a ctx deadline starts no timer, so these are N live
+        // with_timeout contexts (kept by their handles).
+        let live: Vec<(Context, CancelHandle)> = (0..concurrent / b.shrink)
+            .map(|_| bg.with_timeout(HOUR))
+            .collect();
+        let m = looped(b, |n| {
+            parallel(n, || {
+                let mut handles: [Option<CancelHandle>; 10] = Default::default();
+                for slot in &mut handles {
+                    let (ctx, handle) = bg.with_timeout(HOUR);
+                    black_box(ctx);
+                    *slot = Some(handle);
+                }
+                for handle in handles.iter().flatten() {
+                    handle.cancel();
+                }
+            })
+        });
+        drop(live);
+        out.emit(m.record(
+            &name,
+            "ctx",
+            "op = 10 x background().with_timeout(1h) then 10 x cancel, on 2 threads, with N other live with_timeout contexts (Go: N live timers); ns = wall time / all ops",
+        ));
+    }
+
     cancellable_call_ready(out, b);
 
     let name = "run_ready";
@@ -490,25 +543,34 @@ pub(crate) fn run(out: &mut Reporter, b: &Budget) {
     }
 }
 
-/// Go's `b.RunParallel` with GOMAXPROCS=2: `n` ops split over 2 threads; the wall time.
+/// Go's `b.RunParallel` with GOMAXPROCS=2: `n` ops split over 2 threads; the wall time from the
+/// first thread's start to the last one's end, each read by the threads themselves (the spawning
+/// thread may be descheduled at any point: there are only 2 cores).
 fn parallel(n: u64, op: impl Fn() + Sync) -> Duration {
-    let barrier = std::sync::Barrier::new(3);
-    std::thread::scope(|s| {
-        for share in [n / 2, n - n / 2] {
-            let (barrier, op) = (&barrier, &op);
-            s.spawn(move || {
-                barrier.wait();
-                for _ in 0..share {
-                    op();
-                }
-            });
-        }
-        barrier.wait();
-        let t0 = Instant::now();
-        // Leaving the scope joins both threads.
-        t0
-    })
-    .elapsed()
+    let barrier = std::sync::Barrier::new(2);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let workers: Vec<_> = [n / 2, n - n / 2]
+            .into_iter()
+            .map(|share| {
+                let (barrier, op) = (&barrier, &op);
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..share {
+                        op();
+                    }
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a benchmark thread"))
+            .collect()
+    });
+    let start = spans.iter().map(|s| s.0).min().expect("two spans");
+    let end = spans.iter().map(|s| s.1).max().expect("two spans");
+    end - start
 }
 
 /// The busy work of Go's `BenchmarkCommonParentCancel`: `for i := 0; i < 100; i++ { x /= x + 1 }`.
