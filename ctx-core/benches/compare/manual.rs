@@ -19,25 +19,35 @@ use crate::micro::multi_thread;
 const HOUR: Duration = Duration::from_secs(3600);
 
 // ---------------------------------------------------------------------------------------------
-// Chains.
+// The two trees: ctx and tokio-util.
 
-/// A cancellation tree as the chain cases use it: ctx or tokio-util.
-trait Chain {
+/// A cancellation tree, as the manual cases use it.
+trait Tree {
     const IMP: &'static str;
     /// A context with whatever cancels it.
-    type Node;
-    /// What must stay alive for a node of the chain to stay in it.
+    type Node: Send + Sync + 'static;
+    /// What must stay alive for a node of a chain to stay in it.
     type Kept;
     fn root() -> Self::Node;
     fn child(parent: &Self::Node) -> Self::Node;
     fn cancel(node: &Self::Node);
     fn retire(node: Self::Node) -> Self::Kept;
     fn canceled(node: &Self::Node) -> bool;
+    /// Waits for `node` to end: `true` if it ended as expected.
+    fn wait(node: &Self::Node) -> impl Future<Output = bool> + Send + 'static;
+    /// Makes a child of `parent` now and returns a future that owns it and waits for its end.
+    fn wait_child(parent: &Self::Node) -> impl Future<Output = bool> + Send + 'static;
+    /// A future that, when first polled, derives its own child of `parent` with a `timeout` and
+    /// waits for its end.
+    fn wait_timeout_child(
+        parent: &Self::Node,
+        timeout: Duration,
+    ) -> impl Future<Output = bool> + Send + 'static;
 }
 
 struct Ctx;
 
-impl Chain for Ctx {
+impl Tree for Ctx {
     const IMP: &'static str = "ctx";
     type Node = (Context, CancelHandle);
     type Kept = CancelHandle;
@@ -58,11 +68,35 @@ impl Chain for Ctx {
     fn canceled(node: &Self::Node) -> bool {
         node.0.err() == Some(Error::Canceled)
     }
+    fn wait(node: &Self::Node) -> impl Future<Output = bool> + Send + 'static {
+        let done = node.0.done();
+        async move { done.await == Error::Canceled }
+    }
+    /// The task owns the child's handle, so it is not dropped (which would cancel) before the
+    /// parent's cancel; Go discards it.
+    fn wait_child(parent: &Self::Node) -> impl Future<Output = bool> + Send + 'static {
+        let (child, handle) = parent.0.with_cancel();
+        async move {
+            let err = child.done().await;
+            drop(handle);
+            err == Error::Canceled && child.err() == Some(Error::Canceled)
+        }
+    }
+    fn wait_timeout_child(
+        parent: &Self::Node,
+        timeout: Duration,
+    ) -> impl Future<Output = bool> + Send + 'static {
+        let parent = parent.0.clone();
+        async move {
+            let (ctx, _handle) = parent.with_timeout(timeout);
+            ctx.done().await == Error::Canceled
+        }
+    }
 }
 
 struct TokioUtil;
 
-impl Chain for TokioUtil {
+impl Tree for TokioUtil {
     const IMP: &'static str = "tokio-util";
     type Node = CancellationToken;
     type Kept = CancellationToken;
@@ -83,7 +117,38 @@ impl Chain for TokioUtil {
     fn canceled(node: &Self::Node) -> bool {
         node.is_cancelled()
     }
+    fn wait(node: &Self::Node) -> impl Future<Output = bool> + Send + 'static {
+        let cancelled = node.clone().cancelled_owned();
+        async move {
+            cancelled.await;
+            true
+        }
+    }
+    fn wait_child(parent: &Self::Node) -> impl Future<Output = bool> + Send + 'static {
+        let child = parent.child_token();
+        async move {
+            child.cancelled().await;
+            child.is_cancelled()
+        }
+    }
+    /// The hand-written equivalent of a ctx timeout context: a child token under a
+    /// `tokio::time::timeout`.
+    fn wait_timeout_child(
+        parent: &Self::Node,
+        timeout: Duration,
+    ) -> impl Future<Output = bool> + Send + 'static {
+        let parent = parent.clone();
+        async move {
+            let token = parent.child_token();
+            tokio::time::timeout(timeout, token.cancelled())
+                .await
+                .is_ok()
+        }
+    }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Chains.
 
 #[derive(Debug, Clone, Copy, Default)]
 struct ChainRun {
@@ -94,7 +159,7 @@ struct ChainRun {
 
 /// Root + `n` nested children + cancel(root), then everything dropped. `kept` is allocated by the
 /// caller with room for `n`. `at_built` is called with the chain alive (for memory readings).
-fn chain_once<T: Chain>(n: usize, kept: &mut Vec<T::Kept>, at_built: impl FnOnce()) -> ChainRun {
+fn chain_once<T: Tree>(n: usize, kept: &mut Vec<T::Kept>, at_built: impl FnOnce()) -> ChainRun {
     let t0 = Instant::now();
     let root = T::root();
     let mut node = T::child(&root);
@@ -125,7 +190,7 @@ fn chain_once<T: Chain>(n: usize, kept: &mut Vec<T::Kept>, at_built: impl FnOnce
 
 /// Memory of a live chain of `n`: (bytes asked of the allocator, bytes malloc has in use), per
 /// context. The `kept` Vec is allocated before, so neither counts its 8 bytes per context.
-fn chain_memory<T: Chain>(n: usize, kept: &mut Vec<T::Kept>) -> (f64, f64) {
+fn chain_memory<T: Tree>(n: usize, kept: &mut Vec<T::Kept>) -> (f64, f64) {
     let counter = Counter::start();
     let malloc0 = malloc_in_use();
     let (mut live_bytes, mut malloc) = (0, 0);
@@ -148,7 +213,7 @@ struct ChainStats {
     malloc_per_ctx: f64,
 }
 
-fn chain_series<T: Chain>(n: usize, runs: usize) -> ChainStats {
+fn chain_series<T: Tree>(n: usize, runs: usize) -> ChainStats {
     let mut kept = Vec::with_capacity(n);
     // A warm-up run, so that the allocator has its arenas.
     chain_once::<T>(n, &mut kept, || ());
@@ -166,7 +231,7 @@ fn chain_series<T: Chain>(n: usize, runs: usize) -> ChainStats {
     }
 }
 
-fn chain_record<T: Chain>(name: &str, n: usize, runs: usize, note: &str) -> Record {
+fn chain_record<T: Tree>(name: &str, n: usize, runs: usize, note: &str) -> Record {
     let s = chain_series::<T>(n, runs);
     let totals: Vec<f64> = s.runs.iter().map(|r| r.build + r.cancel).collect();
     let builds: Vec<f64> = s.runs.iter().map(|r| r.build).collect();
@@ -196,54 +261,6 @@ const CHAIN_NOTE_TOKIO_UTIL: &str = "op = CancellationToken root + N nested chil
 // ---------------------------------------------------------------------------------------------
 // Fan-out.
 
-/// Makes the future one fan-out task waits on: a child of `parent`, created now.
-trait FanOut {
-    const IMP: &'static str;
-    type Parent: Send + Sync + 'static;
-    fn parent() -> Self::Parent;
-    fn waiter(parent: &Self::Parent) -> impl Future<Output = bool> + Send + 'static;
-    fn cancel(parent: &Self::Parent);
-}
-
-impl FanOut for Ctx {
-    const IMP: &'static str = "ctx";
-    type Parent = (Context, CancelHandle);
-    fn parent() -> Self::Parent {
-        Context::background().with_cancel()
-    }
-    /// The task owns the child's handle, so it is not dropped (which would cancel) before the
-    /// parent's cancel; Go discards it.
-    fn waiter(parent: &Self::Parent) -> impl Future<Output = bool> + Send + 'static {
-        let (child, handle) = parent.0.with_cancel();
-        async move {
-            let err = child.done().await;
-            drop(handle);
-            err == Error::Canceled && child.err() == Some(Error::Canceled)
-        }
-    }
-    fn cancel(parent: &Self::Parent) {
-        parent.1.cancel();
-    }
-}
-
-impl FanOut for TokioUtil {
-    const IMP: &'static str = "tokio-util";
-    type Parent = CancellationToken;
-    fn parent() -> Self::Parent {
-        CancellationToken::new()
-    }
-    fn waiter(parent: &Self::Parent) -> impl Future<Output = bool> + Send + 'static {
-        let child = parent.child_token();
-        async move {
-            child.cancelled().await;
-            child.is_cancelled()
-        }
-    }
-    fn cancel(parent: &Self::Parent) {
-        parent.cancel();
-    }
-}
-
 struct FanOutStats {
     outcomes: Vec<Outcome>,
     /// Over the timed window (cancel to last wake), from the counted run.
@@ -253,20 +270,17 @@ struct FanOutStats {
     live_per_task: f64,
 }
 
-fn fan_out_series<T: FanOut>(rt: &Runtime, n: usize, runs: usize, settle: Duration) -> FanOutStats
-where
-    T::Parent: 'static,
-{
+fn fan_out_series<T: Tree>(rt: &Runtime, n: usize, runs: usize, settle: Duration) -> FanOutStats {
     // One run; with `counting`, also (live bytes at the cancel, counts at the cancel).
     let one = |counting: bool| -> (Outcome, i64, Counted) {
-        let parent = Arc::new(T::parent());
+        let parent = Arc::new(T::root());
         let (outcome, live_bytes, at_cancel) = rt.block_on(async {
             tokio::spawn(async move {
                 let mut readings = (0, Counted::default());
                 let waiters = parent.clone();
                 let outcome = fan_out(
                     n,
-                    || T::waiter(&waiters),
+                    || T::wait_child(&waiters),
                     settle,
                     || {
                         if counting {
@@ -302,7 +316,7 @@ where
     }
 }
 
-fn fan_out_record<T: FanOut>(
+fn fan_out_record<T: Tree>(
     rt: &Runtime,
     name: &str,
     n: usize,
@@ -334,73 +348,35 @@ const FAN_OUT_NOTE_TOKIO_UTIL: &str = "op = from parent.cancel() until all N tas
 // ---------------------------------------------------------------------------------------------
 // Wake latency.
 
-trait Wake {
-    const IMP: &'static str;
-    type Node: Send;
-    fn node() -> Self::Node;
-    fn waiter(node: &Self::Node) -> impl Future<Output = ()> + Send + 'static;
-    fn cancel(node: &Self::Node);
-}
-
-impl Wake for Ctx {
-    const IMP: &'static str = "ctx";
-    type Node = (Context, CancelHandle);
-    fn node() -> Self::Node {
-        Context::background().with_cancel()
-    }
-    fn waiter(node: &Self::Node) -> impl Future<Output = ()> + Send + 'static {
-        let done = node.0.done();
-        async move {
-            assert_eq!(done.await, Error::Canceled);
-        }
-    }
-    fn cancel(node: &Self::Node) {
-        node.1.cancel();
-    }
-}
-
-impl Wake for TokioUtil {
-    const IMP: &'static str = "tokio-util";
-    type Node = CancellationToken;
-    fn node() -> Self::Node {
-        CancellationToken::new()
-    }
-    fn waiter(node: &Self::Node) -> impl Future<Output = ()> + Send + 'static {
-        node.clone().cancelled_owned()
-    }
-    fn cancel(node: &Self::Node) {
-        node.cancel();
-    }
-}
-
 /// One sample: a task parked on the context's end; the time from just before the cancel to the
 /// waiter's first instruction after its wake.
-async fn wake_sample<T: Wake>() -> f64 {
-    let node = T::node();
-    let wait = T::waiter(&node);
+async fn wake_sample<T: Tree>() -> f64 {
+    let node = T::root();
+    let wait = T::wait(&node);
     let parked = Arc::new(AtomicBool::new(false));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let flag = parked.clone();
     tokio::spawn(async move {
         let mut wait = std::pin::pin!(wait);
-        std::future::poll_fn(|cx| {
+        let ok = std::future::poll_fn(|cx| {
             let poll = wait.as_mut().poll(cx);
             flag.store(true, Ordering::Release);
             poll
         })
         .await;
-        let _ = tx.send(Instant::now());
+        let _ = tx.send((Instant::now(), ok));
     });
     while !parked.load(Ordering::Acquire) {
         tokio::task::yield_now().await;
     }
     let t0 = Instant::now();
     T::cancel(&node);
-    let woke = rx.await.expect("the waiter");
+    let (woke, ok) = rx.await.expect("the waiter");
+    assert!(ok, "{}: the waiter woke wrongly", T::IMP);
     ns(woke - t0)
 }
 
-fn wake_record<T: Wake>(rt: &Runtime, name: &str, samples: usize, note: &str) -> Record {
+fn wake_record<T: Tree>(rt: &Runtime, name: &str, samples: usize, note: &str) -> Record {
     let lat: Vec<f64> = rt.block_on(async {
         tokio::spawn(async move {
             let mut lat = Vec::with_capacity(samples);
@@ -442,56 +418,39 @@ const WAKE_NOTE: &str = "ns_per_op = median over samples of (waiter's Instant::n
 // The 1,000,000-task scale run.
 
 /// One scale run; with `counting`, also the live heap bytes with every task parked.
-fn scale_once(rt: &Runtime, n: usize, imp: &'static str, counting: bool) -> (Outcome, i64, u64) {
+fn scale_once<T: Tree>(rt: &Runtime, n: usize, counting: bool) -> (Outcome, i64, u64) {
     let malloc0 = malloc_in_use();
     let (outcome, live_bytes, malloc) = rt.block_on(async {
         tokio::spawn(async move {
             let mut readings = (0, 0);
             let at_parked = || readings = (if counting { live() } else { 0 }, malloc_in_use());
-            let outcome = if imp == "ctx" {
-                let (root, handle) = Context::background().with_cancel();
-                let make = || {
-                    let root = root.clone();
-                    async move {
-                        let (ctx, _handle) = root.with_timeout(HOUR);
-                        ctx.done().await == Error::Canceled
-                    }
-                };
-                fan_out(n, make, Duration::ZERO, at_parked, || handle.cancel()).await
-            } else {
-                let root = CancellationToken::new();
-                let make = || {
-                    let root = root.clone();
-                    async move {
-                        let token = root.child_token();
-                        tokio::time::timeout(HOUR, token.cancelled()).await.is_ok()
-                    }
-                };
-                fan_out(n, make, Duration::ZERO, at_parked, || root.cancel()).await
-            };
+            let root = T::root();
+            let make = || T::wait_timeout_child(&root, HOUR);
+            let outcome = fan_out(n, make, Duration::ZERO, at_parked, || T::cancel(&root)).await;
             (outcome, readings.0, readings.1)
         })
         .await
         .expect("the scale controller")
     });
-    assert_eq!(outcome.ok, n, "{imp}: {} tasks woke wrongly", outcome.wrong);
+    assert_eq!(
+        outcome.ok,
+        n,
+        "{}: {} tasks woke wrongly",
+        T::IMP,
+        outcome.wrong
+    );
     (outcome, live_bytes, malloc.saturating_sub(malloc0))
 }
 
-fn scale_record(rt: &Runtime, name: &str, n: usize, runs: usize, imp: &'static str) -> Record {
+fn scale_record<T: Tree>(rt: &Runtime, name: &str, n: usize, runs: usize, note: &str) -> Record {
     let counter = Counter::start();
-    let (_, live_bytes, malloc) = scale_once(rt, n, imp, true);
+    let (_, live_bytes, malloc) = scale_once::<T>(rt, n, true);
     let counted = counter.stop();
-    let outcomes: Vec<Outcome> = (0..runs).map(|_| scale_once(rt, n, imp, false).0).collect();
+    let outcomes: Vec<Outcome> = (0..runs).map(|_| scale_once::<T>(rt, n, false).0).collect();
     let totals: Vec<f64> = outcomes.iter().map(|o| ns(o.to_last_wake)).collect();
     let setups: Vec<f64> = outcomes.iter().map(|o| ns(o.setup)).collect();
     let calls: Vec<f64> = outcomes.iter().map(|o| ns(o.cancel_call)).collect();
-    let note = if imp == "ctx" {
-        "op = 1 root cancel ending N tasks on a 2-worker multi-thread runtime, each task awaiting done() of its own root.with_timeout(1h) context (so each has a timer); ns_per_op = time from the cancel call until the last task has woken (median of runs); peak_live_heap_bytes = allocator peak over a whole counted run (bytes asked for); malloc_growth_bytes_parked = growth of glibc's in-use heap with every task parked (headers included); bytes/allocs over that counted run"
-    } else {
-        "as for ctx, each task awaiting tokio::time::timeout(1h, root.child_token().cancelled())"
-    };
-    let mut r = Record::new(name, imp, note);
+    let mut r = Record::new(name, T::IMP, note);
     r.ns_per_op = median(&totals);
     r.bytes_per_op = counted.bytes as f64;
     r.allocs_per_op = counted.allocs as f64;
@@ -506,6 +465,10 @@ fn scale_record(rt: &Runtime, name: &str, n: usize, runs: usize, imp: &'static s
         .extra("live_heap_bytes_per_task", live_bytes as f64 / n as f64)
         .extra("malloc_growth_bytes_parked", malloc as f64)
 }
+
+const SCALE_NOTE_CTX: &str = "op = 1 root cancel ending N tasks on a 2-worker multi-thread runtime, each task awaiting done() of its own root.with_timeout(1h) context (so each has a timer); ns_per_op = time from the cancel call until the last task has woken (median of runs); peak_live_heap_bytes = allocator peak over a whole counted run (bytes asked for); malloc_growth_bytes_parked = growth of glibc's in-use heap with every task parked (headers included); bytes/allocs over that counted run";
+const SCALE_NOTE_TOKIO_UTIL: &str =
+    "as for ctx, each task awaiting tokio::time::timeout(1h, root.child_token().cancelled())";
 
 // ---------------------------------------------------------------------------------------------
 // The cases.
@@ -549,8 +512,14 @@ pub(crate) fn run(out: &mut Reporter, b: &Budget) {
     let name = "scale_1m_timeout_tasks";
     if out.wants(name) {
         let n = 1_000_000 / shrink;
-        out.emit(scale_record(&rt, name, n, 3, "ctx"));
-        out.emit(scale_record(&rt, name, n, 3, "tokio-util"));
+        out.emit(scale_record::<Ctx>(&rt, name, n, 3, SCALE_NOTE_CTX));
+        out.emit(scale_record::<TokioUtil>(
+            &rt,
+            name,
+            n,
+            3,
+            SCALE_NOTE_TOKIO_UTIL,
+        ));
     }
 }
 
