@@ -258,7 +258,7 @@ impl Record {
 pub(crate) struct Budget {
     /// Target length of one timed batch.
     pub(crate) batch: Duration,
-    /// Timed batches per case (at least); the median of their ns/op is reported.
+    /// Timed batches per case; the median of their ns/op is reported.
     pub(crate) samples: usize,
     /// Divides the sizes of the big manual cases (1 for a real run).
     pub(crate) shrink: usize,
