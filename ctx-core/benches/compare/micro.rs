@@ -604,9 +604,7 @@ where
 // `#[cancellable]`.
 
 /// The function of `cancellable_call_ready`, written with the real macro: a body that is ready at
-/// once, under a 5 s timeout. Compiled (so the macro is exercised) but not yet measured: see
-/// [`call_ready`].
-#[allow(dead_code)]
+/// once, under a 5 s timeout.
 mod with_macro {
     #[ctx_core::cancellable(timeout = "5s")]
     pub(super) async fn ready_call(x: u64) -> Result<u64, ctx_core::Error> {
@@ -614,27 +612,13 @@ mod with_macro {
     }
 }
 
-/// SWITCH HERE when `#[cancellable]` lands on this branch. On this branch `ctx_macros::cancellable`
-/// is still the placeholder that returns the item unchanged, so `with_macro::ready_call` takes no
-/// context, and the case measures [`ready_call_expanded`], the macro's documented expansion
-/// written by hand. With the real macro, make the body `with_macro::ready_call(parent, x).await`
-/// and `CALL_READY_IS` `"#[cancellable(timeout = \"5s\")] async fn"`.
+/// What `cancellable_call_ready` measures.
 async fn call_ready(parent: &Context, x: u64) -> Result<u64, ctx_core::Error> {
-    ready_call_expanded(parent, x).await
+    with_macro::ready_call(parent, x).await
 }
 
 /// What [`call_ready`] measures, for the note of the case.
-const CALL_READY_IS: &str = "hand-written expansion of #[cancellable(timeout = \"5s\")] (the macro is a placeholder on this branch)";
-
-/// What `#[cancellable(timeout = "5s")] async fn ready_call(x: u64) -> Result<u64, Error>`
-/// expands to.
-async fn ready_call_expanded(ctx: &Context, x: u64) -> Result<u64, ctx_core::Error> {
-    let (child, _guard) = ctx.with_timeout(Duration::new(5, 0));
-    let ctx = &child;
-    ctx_core::__private::finish(
-        ctx_core::__private::race(ctx, async move { Ok(std::hint::black_box(x) + 1) }).await,
-    )
-}
+const CALL_READY_IS: &str = "#[cancellable(timeout = \"5s\")] async fn";
 
 fn cancellable_call_ready(out: &mut Reporter, b: &Budget) {
     let rt = current_thread();
