@@ -59,34 +59,28 @@ struct Outcome<E> {
 
 impl<E> Shared<E> {
     fn record_error(&self, error: E) {
-        let rejected = {
-            let mut outcome = lock(&self.outcome);
-            match outcome.error {
-                None => {
-                    outcome.error = Some(error);
-                    None
-                }
-                Some(_) => Some(error),
-            }
-        };
+        let rejected = keep_first(&mut lock(&self.outcome).error, error);
         drop(rejected);
         self.handle.cancel_with_cause("a task of the group failed");
     }
 
     fn record_panic(&self, payload: Box<dyn Any + Send>) {
-        let rejected = {
-            let mut outcome = lock(&self.outcome);
-            match outcome.panic {
-                None => {
-                    outcome.panic = Some(payload);
-                    None
-                }
-                Some(_) => Some(payload),
-            }
-        };
+        let rejected = keep_first(&mut lock(&self.outcome).panic, payload);
         drop(rejected);
         self.handle
             .cancel_with_cause("a task of the group panicked");
+    }
+}
+
+/// Stores `value` in `slot` unless it already holds one, and hands back whatever was not kept,
+/// to be dropped after the lock is released (it may be user code).
+fn keep_first<T>(slot: &mut Option<T>, value: T) -> Option<T> {
+    match slot {
+        None => {
+            *slot = Some(value);
+            None
+        }
+        Some(_) => Some(value),
     }
 }
 
