@@ -115,6 +115,11 @@
 //! | `http` | no | `ctx_core::http`: a tower layer that gives every request of a hyper or axum server a context, ended with a cause that says why (client disconnected, timed out, server shutting down) |
 //! | `axum` | no | `http`, and `Context` as an axum extractor |
 //! | `reqwest` | no | `ctx_core::reqwest`: reqwest calls that are not sent, or are aborted, when their context ends |
+//! | `sqlite` | no | `ctx_core::sqlite`: rusqlite work under a context, off the async threads, interrupted inside SQLite when the context ends (SQLite is bundled) |
+//! | `postgres` | no | `ctx_core::postgres`: tokio-postgres queries under a context, cancelled on the server when the context ends |
+//!
+//! Always present: [`propagate`], the `grpc-timeout` codec that carries a deadline across
+//! process boundaries.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
