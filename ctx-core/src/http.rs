@@ -11,8 +11,20 @@
 //! | --- | --- | --- |
 //! | the client closes the connection (HTTP/1.1) or resets the stream (HTTP/2) before the response is sent in full | `Canceled` | [`RequestEnd::ClientDisconnected`]: `client disconnected` |
 //! | the timeout passes | `DeadlineExceeded` | [`RequestEnd::TimedOut`]: `request timed out` |
+//! | the caller's deadline passes (a `grpc-timeout` header nearer than the timeout) | `DeadlineExceeded` | [`RequestEnd::CallerDeadlineExceeded`]: `caller's deadline exceeded` |
 //! | the root ends | the root's | the root's: cancel it with [`RequestEnd::ShuttingDown`] (`server shutting down`) |
 //! | the response has been sent in full (or the service failed) | `Canceled` | `Canceled` (nothing went wrong) |
+//!
+//! # The caller's deadline
+//!
+//! A caller that runs under a deadline sends the time it has left in a `grpc-timeout` header
+//! (gRPC clients do; so do [`send_ctx`](crate::reqwest::RequestBuilderExt::send_ctx) and
+//! [`ctx_core::tonic::call`](crate::tonic::call)). The request's deadline is then the nearer of
+//! that and the layer's timeout, so a chain of services shares one deadline. The header can
+//! only shorten a request's time: a malformed or hostile value (not 1 to 8 digits and one of
+//! the units `H M S m u n`, see [`propagate`](crate::propagate)) is logged with a `tracing`
+//! warning and ignored, and a request whose caller's time has already run out (`0m`) is
+//! answered without calling the service.
 //!
 //! # What the client gets when the context ends first
 //!
@@ -27,6 +39,11 @@
 //!   server is shutting down). Go's `http.TimeoutHandler` answers 503 for a timeout; 504 tells a
 //!   client (and a proxy) that this was a timeout, not an overload.
 //! - a `text/plain` body that is the cause's text, such as `request timed out`.
+//!
+//! A gRPC call (`content-type: application/grpc...`, as when the layer wraps a tonic server)
+//! is answered in gRPC's terms instead: HTTP 200 with no body, `grpc-status`
+//! `DEADLINE_EXCEEDED` (4) for a deadline, `UNAVAILABLE` (14) when the server is shutting down,
+//! `CANCELLED` (1) otherwise, and the cause as `grpc-message`.
 //!
 //! For a client that went away nobody reads the answer: hyper drops the service's future, and
 //! that drop is what ends the context with `client disconnected`.
@@ -152,13 +169,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context as TaskContext, Poll, ready};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Duration;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::propagate::{GRPC_TIMEOUT, parse_timeout};
 use crate::{CancelHandle, Context, Done, Error};
 
 #[cfg(feature = "axum")]
@@ -193,6 +211,10 @@ pub enum RequestEnd {
     /// `request timed out`: the timeout set with [`ContextLayer::timeout`] passed. `err()` is
     /// `DeadlineExceeded`.
     TimedOut,
+    /// `caller's deadline exceeded`: the time the caller gave the request in its
+    /// [`grpc-timeout`](crate::propagate) header ran out (it was nearer than the layer's own
+    /// timeout). `err()` is `DeadlineExceeded`.
+    CallerDeadlineExceeded,
     /// `server shutting down`: the cause to cancel a server's root context with, so that every
     /// request in flight says why it ended.
     ///
@@ -218,6 +240,7 @@ impl RequestEnd {
         match self {
             RequestEnd::ClientDisconnected => "client disconnected",
             RequestEnd::TimedOut => "request timed out",
+            RequestEnd::CallerDeadlineExceeded => "caller's deadline exceeded",
             RequestEnd::ShuttingDown => "server shutting down",
         }
     }
@@ -232,7 +255,11 @@ impl fmt::Display for RequestEnd {
 impl StdError for RequestEnd {}
 
 /// A tower [`Layer`] that gives every request a [`Context`]: a child of a root context, with an
-/// optional timeout. See the [module documentation](self) for when and why it ends.
+/// optional timeout, and no later than the caller's deadline if the request carries one
+/// (`grpc-timeout`). See the [module documentation](self) for when and why it ends.
+///
+/// It wraps an axum `Router` (`router.layer(...)`), any tower service of `http` requests, and a
+/// tonic server (`tonic::transport::Server::builder().layer(...)`).
 ///
 /// The context is inserted in the request's extensions (`req.extensions().get::<Context>()`,
 /// or the `Context` extractor in axum). If the request already carries a `Context` (from an
@@ -277,14 +304,42 @@ impl ContextLayer {
         self
     }
 
-    /// The context of a request that carries `parent` (if any) in its extensions.
-    fn derive(&self, parent: Option<&Context>) -> (Context, CancelHandle) {
+    /// The context of a request with these `headers` that carries `parent` (if any) in its
+    /// extensions.
+    fn derive(&self, headers: &HeaderMap, parent: Option<&Context>) -> (Context, CancelHandle) {
         let parent = parent.unwrap_or(&self.root);
-        match self.timeout {
-            Some(timeout) => parent.with_timeout_cause(timeout, RequestEnd::TimedOut),
-            None => parent.with_cancel(),
+        match (self.timeout, caller_timeout(headers)) {
+            (Some(local), Some(caller)) if local <= caller => {
+                parent.with_timeout_cause(local, RequestEnd::TimedOut)
+            }
+            (_, Some(caller)) => {
+                parent.with_timeout_cause(caller, RequestEnd::CallerDeadlineExceeded)
+            }
+            (Some(local), None) => parent.with_timeout_cause(local, RequestEnd::TimedOut),
+            (None, None) => parent.with_cancel(),
         }
     }
+}
+
+/// The time the caller gave the request: the shortest well-formed `grpc-timeout` value among
+/// the request's headers. A malformed value is logged and ignored: it never lengthens, nor
+/// shortens, the request's deadline.
+fn caller_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let mut shortest: Option<Duration> = None;
+    for value in headers.get_all(GRPC_TIMEOUT) {
+        match parse_timeout(value.as_bytes()) {
+            Ok(timeout) => shortest = Some(shortest.map_or(timeout, |s| s.min(timeout))),
+            Err(err) => {
+                // At most 32 bytes of a hostile value reach the log.
+                let shown = &value.as_bytes()[..value.len().min(32)];
+                tracing::warn!(
+                    value = %shown.escape_ascii(),
+                    "ignoring the request's grpc-timeout header: {err}"
+                );
+            }
+        }
+    }
+    shortest
 }
 
 impl<S> Layer<S> for ContextLayer {
@@ -321,7 +376,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let (ctx, handle) = self.layer.derive(req.extensions().get::<Context>());
+        let grpc = is_grpc(req.headers());
+        let (ctx, handle) = self
+            .layer
+            .derive(req.headers(), req.extensions().get::<Context>());
         let guard = Some(RequestGuard::new(handle));
         // As `Context::run`: a request whose context has already ended (the server is shutting
         // down) is answered without calling the inner service at all.
@@ -336,6 +394,7 @@ where
             done: ctx.done(),
             ctx,
             inner,
+            grpc,
             completed: false,
         }
     }
@@ -397,6 +456,8 @@ pin_project! {
         // `None` if the context had ended before the inner service was called.
         #[pin]
         inner: Option<F>,
+        // A gRPC call: answered in gRPC's terms if the context ends first.
+        grpc: bool,
         completed: bool,
     }
 }
@@ -437,7 +498,7 @@ where
         if let Some(guard) = this.guard.take() {
             guard.finish();
         }
-        Poll::Ready(Ok(ended(this.ctx, err)))
+        Poll::Ready(Ok(ended(this.ctx, err, *this.grpc)))
     }
 }
 
@@ -451,21 +512,63 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 }
 
 /// The layer's answer to a request whose context ended before the service answered.
-fn ended<B>(ctx: &Context, err: Error) -> Response<ResponseBody<B>> {
-    let status = match err {
-        Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Error::Canceled => StatusCode::SERVICE_UNAVAILABLE,
-    };
+fn ended<B>(ctx: &Context, err: Error, grpc: bool) -> Response<ResponseBody<B>> {
     let text = match ctx.cause() {
         Some(cause) => cause.to_string(),
         None => err.to_string(),
     };
-    let mut response = Response::new(ResponseBody::message(Bytes::from(text)));
+    if grpc {
+        return grpc_ended(ctx, err, &text);
+    }
+    let status = match err {
+        Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Error::Canceled => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let mut response = Response::new(ResponseBody::message(Some(Bytes::from(text))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    response
+}
+
+/// Whether a request is a gRPC call (`content-type: application/grpc`, `application/grpc+proto`,
+/// ...), to be answered in gRPC's terms.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The gRPC answer: a "trailers-only" response (HTTP 200, no body) whose `grpc-status` is
+/// `DEADLINE_EXCEEDED` (4) for a deadline, `UNAVAILABLE` (14) for a server shutting down and
+/// `CANCELLED` (1) otherwise, with the cause as `grpc-message`.
+fn grpc_ended<B>(ctx: &Context, err: Error, text: &str) -> Response<ResponseBody<B>> {
+    let code = match (err, RequestEnd::of(ctx)) {
+        (Error::DeadlineExceeded, _) => "4",
+        (Error::Canceled, Some(RequestEnd::ShuttingDown)) => "14",
+        (Error::Canceled, _) => "1",
+    };
+    // The spec's percent-encoding: printable ASCII as is, except `%`.
+    let mut message = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (b' '..=b'~').contains(&byte) && byte != b'%' {
+            message.push(char::from(byte));
+        } else {
+            message.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    let mut response = Response::new(ResponseBody::message(None));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from_static(code));
+    if let Ok(message) = HeaderValue::from_str(&message) {
+        headers.insert("grpc-message", message);
+    }
     response
 }
 
@@ -499,10 +602,11 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    fn message(text: Bytes) -> ResponseBody<B> {
+    /// The layer's own answer: `text`, or no body at all.
+    fn message(text: Option<Bytes>) -> ResponseBody<B> {
         ResponseBody {
             guard: None,
-            kind: Kind::Message { text: Some(text) },
+            kind: Kind::Message { text },
         }
     }
 

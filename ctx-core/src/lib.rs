@@ -112,14 +112,16 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `macros` | yes | [`#[cancellable]`](macro@cancellable) |
-//! | `http` | no | `ctx_core::http`: a tower layer that gives every request of a hyper or axum server a context, ended with a cause that says why (client disconnected, timed out, server shutting down) |
+//! | `http` | no | `ctx_core::http`: a tower layer that gives every request of a hyper, axum or tonic server a context, ended with a cause that says why (client disconnected, timed out, caller's deadline exceeded, server shutting down); its deadline is the nearer of the layer's timeout and the caller's `grpc-timeout` header |
 //! | `axum` | no | `http`, and `Context` as an axum extractor |
-//! | `reqwest` | no | `ctx_core::reqwest`: reqwest calls that are not sent, or are aborted, when their context ends |
+//! | `reqwest` | no | `ctx_core::reqwest`: reqwest calls that carry their context's deadline (`grpc-timeout`), and are not sent, or are aborted, when their context ends |
+//! | `tonic` | no | `http`, and `ctx_core::tonic`: gRPC calls with tonic that carry their context's deadline and are reset when it ends; `Status` from a context error |
 //! | `sqlite` | no | `ctx_core::sqlite`: rusqlite work under a context, off the async threads, interrupted inside SQLite when the context ends (SQLite is bundled) |
 //! | `postgres` | no | `ctx_core::postgres`: tokio-postgres queries under a context, cancelled on the server when the context ends |
 //!
 //! Always present: [`propagate`], the `grpc-timeout` codec that carries a deadline across
-//! process boundaries.
+//! process boundaries. With `reqwest` or `tonic` on the calling side and `http`'s layer on the
+//! serving side, one deadline and one hang-up reach the bottom of a chain of services.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
@@ -144,6 +146,9 @@ pub mod propagate;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
 mod sync;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub mod tonic;
 mod tree;
 mod values;
 

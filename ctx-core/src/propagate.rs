@@ -148,6 +148,12 @@ pub fn parse_timeout(value: &[u8]) -> Result<Duration, TimeoutHeaderError> {
 /// # }
 /// ```
 pub fn timeout_header(ctx: &Context) -> Result<Option<String>, Error> {
+    Ok(time_left(ctx)?.map(encode_timeout))
+}
+
+/// The time `ctx` has left: `Ok(None)` without a deadline, `Err` if it has ended (never
+/// `Some(Duration::ZERO)`).
+pub(crate) fn time_left(ctx: &Context) -> Result<Option<Duration>, Error> {
     if let Some(err) = ctx.err() {
         return Err(err);
     }
@@ -159,7 +165,7 @@ pub fn timeout_header(ctx: &Context) -> Result<Option<String>, Error> {
         // The deadline passed between the two readings of the clock.
         return Err(ctx.err().unwrap_or(Error::DeadlineExceeded));
     }
-    Ok(Some(encode_timeout(left)))
+    Ok(Some(left))
 }
 
 /// The deadline a callee should give its request context for a received `grpc-timeout`

@@ -7,6 +7,10 @@
 //! ended it. [`run`] does the same for reading the body (`text()`, `bytes()`, `chunk()`, and
 //! `json()` with reqwest's `json` feature).
 //!
+//! The request carries the context's remaining time in a `grpc-timeout` header, which
+//! [`ContextLayer`](crate::http::ContextLayer) reads on the other side: one deadline, and one
+//! hang-up, for a chain of services (see the crate's README, "Across services").
+//!
 //! ```
 //! use std::time::Duration;
 //! use ctx_core::Context;
@@ -39,6 +43,7 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 
+use crate::propagate::{GRPC_TIMEOUT, timeout_header};
 use crate::{Cause, Context};
 
 /// The error of a request sent under a context: the context ended first, or reqwest failed.
@@ -145,6 +150,11 @@ pub trait RequestBuilderExt: sealed::Sealed {
     /// connection is opened), and aborts it if `ctx` ends before the response's head arrives.
     /// Go: `client.Do(req.WithContext(ctx))`.
     ///
+    /// If `ctx` has a deadline, the request carries the time left in a `grpc-timeout` header
+    /// (see [`propagate`](crate::propagate)), rounded down: a server behind
+    /// [`ContextLayer`](crate::http::ContextLayer) gives the request a deadline no later than
+    /// the caller's. Servers that do not know the header ignore it.
+    ///
     /// The future does not borrow `ctx` (it holds a clone), so it can be spawned. Read the
     /// body under the context with [`run`].
     fn send_ctx(
@@ -160,12 +170,12 @@ impl RequestBuilderExt for ::reqwest::RequestBuilder {
     ) -> impl Future<Output = Result<::reqwest::Response, Error>> + Send + 'static {
         let ctx = ctx.clone();
         async move {
-            if let Some(err) = ctx.err() {
-                return Err(Error::ended(&ctx, err));
-            }
-            // The request is still a builder here: the place to propagate the context's
-            // deadline to the server in a header.
-            run(&ctx, self.send()).await
+            let request = match timeout_header(&ctx) {
+                Ok(None) => self,
+                Ok(Some(left)) => self.header(GRPC_TIMEOUT, left),
+                Err(err) => return Err(Error::ended(&ctx, err)),
+            };
+            run(&ctx, request.send()).await
         }
     }
 }

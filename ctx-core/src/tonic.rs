@@ -1,0 +1,170 @@
+//! gRPC with [`tonic`] under a [`Context`]. Go: a gRPC call made with `ctx`, and
+//! `status.FromContextError`.
+//!
+//! - **Calls.** [`call`] sends a request unless the context has already ended, with the time
+//!   the context has left as the request's timeout (tonic sends it as the `grpc-timeout`
+//!   header), and when the context ends before the answer arrives it resets the call's HTTP/2
+//!   stream: the server sees the client go away. A call stopped so fails with a [`Status`] that
+//!   says why ([`status`]).
+//! - **Serving.** [`ContextLayer`](crate::http::ContextLayer) is a tower layer, so it wraps a
+//!   tonic server too (`Server::builder().layer(ContextLayer::new(root))`): each call gets a
+//!   context whose deadline is the nearer of the caller's `grpc-timeout` and the layer's own
+//!   timeout, that ends with `client disconnected` when the caller resets the stream, and
+//!   whose end is answered in gRPC's terms (`DEADLINE_EXCEEDED`, `CANCELLED`, or `UNAVAILABLE`
+//!   while shutting down). Handlers take it with [`context`].
+//! - **`#[cancellable]`.** A context error converts into a [`Status`]
+//!   (`From<ctx_core::Error>`), so a handler's helpers can be `#[cancellable]` fns that return
+//!   `Result<T, Status>`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ctx_core::{Context, tonic::call};
+//! use tonic::{Code, Request, Response};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(300));
+//!
+//! // `send` stands for a generated client's method, such as `|req| client.get_album(req)`;
+//! // this one shows what it is given, then takes a minute to answer.
+//! let send = |req: Request<u32>| async move {
+//!     assert_eq!(req.metadata().get("grpc-timeout").unwrap(), "300000u");
+//!     tokio::time::sleep(Duration::from_secs(60)).await;
+//!     Ok(Response::new(*req.get_ref() + 1))
+//! };
+//! let status = call(&ctx, 41, send).await.unwrap_err();
+//! assert_eq!(status.code(), Code::DeadlineExceeded);
+//! assert_eq!(status.message(), "context deadline exceeded");
+//! # }
+//! ```
+
+use std::future::Future;
+
+use tonic::{Code, IntoRequest, Request, Response, Status};
+
+use crate::http::RequestEnd;
+use crate::propagate::time_left;
+use crate::{Context, Error};
+
+/// Makes a gRPC call under `ctx`: `send` (a generated client's method, as in
+/// `|req| client.get_album(req)`) is called with the request unless `ctx` has already ended,
+/// and the call is aborted if `ctx` ends first.
+///
+/// - If `ctx` has a deadline, the request's timeout is the time left (tonic sends it as
+///   `grpc-timeout`; a server behind [`ContextLayer`](crate::http::ContextLayer), or any gRPC
+///   server, then gives up no later than the caller).
+/// - If `ctx` ends before the response arrives, the call's future is dropped and its
+///   [cancellation handle](Request::cancellation_handle) fired, which resets the HTTP/2
+///   stream, and the result is [`status(ctx, err)`](status).
+///
+/// For a streaming response, read the stream under the context too:
+/// `ctx.run(stream.message())`.
+///
+/// ```
+/// use ctx_core::{Context, tonic::call};
+/// use tonic::{Code, Request, Response, Status};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// cancel.cancel_with_cause("user went away");
+/// let send = |_: Request<()>| async { Ok::<_, Status>(Response::new(())) };
+/// let status = call(&ctx, (), send).await.unwrap_err(); // never sent
+/// assert_eq!(status.code(), Code::Cancelled);
+/// assert_eq!(status.message(), "user went away");
+/// # }
+/// ```
+pub async fn call<M, R, F, Fut>(
+    ctx: &Context,
+    request: impl IntoRequest<M>,
+    send: F,
+) -> Result<Response<R>, Status>
+where
+    F: FnOnce(Request<M>) -> Fut,
+    Fut: Future<Output = Result<Response<R>, Status>>,
+{
+    let mut request = request.into_request();
+    match time_left(ctx) {
+        Ok(None) => {}
+        Ok(Some(left)) => request.set_timeout(left),
+        Err(err) => return Err(status(ctx, err)),
+    }
+    let reset = request.cancellation_handle();
+    match ctx.run(send(request)).await {
+        Ok(result) => result,
+        Err(err) => {
+            // The response future is gone; for a streaming request, the handle also stops the
+            // task that sends the request's messages.
+            reset.cancel();
+            Err(status(ctx, err))
+        }
+    }
+}
+
+/// The [`Status`] for `ctx`, which ended with `err`: `DEADLINE_EXCEEDED` for a deadline;
+/// `UNAVAILABLE` for a server shutting down ([`RequestEnd::ShuttingDown`]); `CANCELLED`
+/// otherwise. The message is the cause's text ([`ctx.cause()`](Context::cause)). Go:
+/// `status.FromContextError(ctx.Err())`, with the cause.
+///
+/// ```
+/// use ctx_core::{Context, Error, tonic::status};
+/// use tonic::Code;
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// cancel.cancel_with_cause("batch aborted");
+/// let status = status(&ctx, Error::Canceled);
+/// assert_eq!((status.code(), status.message()), (Code::Cancelled, "batch aborted"));
+/// ```
+pub fn status(ctx: &Context, err: Error) -> Status {
+    let code = match (err, RequestEnd::of(ctx)) {
+        (Error::DeadlineExceeded, _) => Code::DeadlineExceeded,
+        (Error::Canceled, Some(RequestEnd::ShuttingDown)) => Code::Unavailable,
+        (Error::Canceled, _) => Code::Cancelled,
+    };
+    let message = match ctx.cause() {
+        Some(cause) => cause.to_string(),
+        None => err.to_string(),
+    };
+    Status::new(code, message)
+}
+
+/// `DEADLINE_EXCEEDED` or `CANCELLED`, with the error's text: what a `#[cancellable]` fn that
+/// returns `Result<T, Status>` gives back when its context ends. Use [`status`] where the
+/// context is at hand, to say why.
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        let code = match err {
+            Error::DeadlineExceeded => Code::DeadlineExceeded,
+            Error::Canceled => Code::Cancelled,
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+/// The context of a gRPC call served behind [`ContextLayer`](crate::http::ContextLayer): ends
+/// when the caller's deadline (or the layer's timeout) passes, when the caller resets the call,
+/// or when the server's root context ends. Go: the `ctx` of a gRPC handler.
+///
+/// Without the layer it is an `INTERNAL` status (never a panic) that says to add it.
+///
+/// ```
+/// use ctx_core::{Context, tonic::context};
+/// use tonic::{Code, Request};
+///
+/// let mut request = Request::new(());
+/// assert_eq!(context(&request).unwrap_err().code(), Code::Internal);
+/// request.extensions_mut().insert(Context::background()); // what the layer does
+/// assert!(context(&request).is_ok());
+/// ```
+pub fn context<T>(request: &Request<T>) -> Result<Context, Status> {
+    request
+        .extensions()
+        .get::<Context>()
+        .cloned()
+        .ok_or_else(|| {
+            Status::internal(
+                "this call has no context: serve it behind ctx_core::http::ContextLayer \
+             (`Server::builder().layer(ContextLayer::new(root))`)",
+            )
+        })
+}
