@@ -55,7 +55,9 @@ use crate::{Context, Error};
 ///   server, then gives up no later than the caller).
 /// - If `ctx` ends before the response arrives, the call's future is dropped and its
 ///   [cancellation handle](Request::cancellation_handle) fired, which resets the HTTP/2
-///   stream, and the result is [`status(ctx, err)`](status).
+///   stream, and the result is [`status(ctx, err)`](status). So is the result of a call that
+///   failed as `ctx` ended (tonic's channel enforces the timeout it sends, and its own
+///   `CANCELLED` "Timeout expired" would hide the reason).
 ///
 /// For a streaming response, read the stream under the context too:
 /// `ctx.run(stream.message())`.
@@ -91,7 +93,14 @@ where
     }
     let reset = request.cancellation_handle();
     match ctx.run(send(request)).await {
-        Ok(result) => result,
+        Ok(Ok(response)) => Ok(response),
+        // tonic's channel enforces the timeout it sends, and fails with `CANCELLED` "Timeout
+        // expired" when it passes: a call that failed as its context ended says why the
+        // context ended.
+        Ok(Err(failed)) => Err(match ctx.err() {
+            Some(err) => status(ctx, err),
+            None => failed,
+        }),
         Err(err) => {
             // The response future is gone; for a streaming request, the handle also stops the
             // task that sends the request's messages.

@@ -23,6 +23,8 @@ use ctx_core::{Context, cancellable};
 use rusqlite::functions::FunctionFlags;
 use serde::{Deserialize, Serialize};
 
+pub mod chain;
+
 /// One row of the `album` table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Album {
@@ -137,6 +139,11 @@ pub struct App {
     store: Store,
     /// Slow queries running right now, inside the database (tests read it).
     pub running_queries: AtomicUsize,
+    /// The last slow query's context and the time it had left when the query started
+    /// (`None`: no deadline); tests read it.
+    pub last_query: std::sync::Mutex<Option<(Option<Duration>, Context)>>,
+    /// Put before each line the server logs.
+    log_prefix: &'static str,
 }
 
 /// What a handler can fail with.
@@ -241,14 +248,22 @@ async fn slow_albums(
     State(app): State<Arc<App>>,
     Query(slow): Query<Slow>,
 ) -> Result<Json<Vec<Album>>, AppError> {
-    log_if_stopped(ctx, format!("GET /albums/slow?seconds={}", slow.seconds));
+    log_if_stopped(
+        ctx,
+        format!(
+            "{}GET /albums/slow?seconds={}",
+            app.log_prefix, slow.seconds
+        ),
+        "the query was stopped in the database",
+    );
     app.pause(ctx, slow.seconds).await?;
     Ok(Json(app.albums(ctx, None).await?))
 }
 
-/// Prints one line when `ctx` ends before the request is answered: a client that hangs up
-/// drops the handler at its `.await`, so this runs from an after-func, not from the handler.
-fn log_if_stopped(ctx: &Context, what: String) {
+/// Prints one line when `ctx` ends before the request is answered, saying why and then
+/// `consequence`: a client that hangs up drops the handler at its `.await`, so this runs from
+/// an after-func, not from the handler.
+pub(crate) fn log_if_stopped(ctx: &Context, what: String, consequence: &'static str) {
     let started = Instant::now();
     let watched = ctx.clone();
     // Not stopped when the handler returns: a request that was answered ends its context
@@ -260,7 +275,7 @@ fn log_if_stopped(ctx: &Context, what: String) {
             _ => return, // answered
         };
         eprintln!(
-            "{what}: stopped after {:.2} s: {why}; the query was stopped in the database",
+            "{what}: stopped after {:.2} s: {why}; {consequence}",
             started.elapsed().as_secs_f64()
         );
     }));
@@ -329,7 +344,16 @@ impl App {
         App {
             store,
             running_queries: AtomicUsize::new(0),
+            last_query: std::sync::Mutex::new(None),
+            log_prefix: "",
         }
+    }
+
+    /// The app, with `prefix` before each line it logs (to tell servers apart in one
+    /// terminal).
+    pub fn with_log_prefix(mut self, prefix: &'static str) -> App {
+        self.log_prefix = prefix;
+        self
     }
 
     /// Which database this is, for the start-up line.
@@ -385,6 +409,10 @@ impl App {
     /// A query that takes `seconds` inside the database.
     async fn pause(self: &Arc<Self>, ctx: &Context, seconds: f64) -> Result<(), AppError> {
         let seconds = seconds.clamp(0.0, 3600.0);
+        let left = ctx
+            .deadline()
+            .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
+        *self.last_query.lock().unwrap() = Some((left, ctx.clone()));
         let running = Running::start(self.clone());
         match &self.store {
             Store::Sqlite(db) => {

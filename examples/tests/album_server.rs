@@ -3,18 +3,18 @@
 //! no query is left running in the database (SQLite; PostgreSQL too when `DATABASE_URL` is
 //! set, which `.ci/run` does: under `CI=true` a missing server is a failure).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::{HARD_BOUND, active_demo_queries, postgres_app, sqlite_app, wait_until};
 use ctx_core::{CancelHandle, Context};
 use ctx_examples::{Album, App, router, seed};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// A hard bound for things that take milliseconds, safe on a loaded 2-core CI machine.
-const HARD_BOUND: Duration = Duration::from_secs(3);
 
 struct Server {
     addr: SocketAddr,
@@ -36,24 +36,6 @@ async fn serve(app: App, request_timeout: Option<Duration>) -> Server {
     }
 }
 
-fn sqlite_app(name: &str) -> App {
-    let path = std::env::temp_dir().join(format!("ctx-demo-test-{name}-{}.db", std::process::id()));
-    App::sqlite(&path, 8).unwrap()
-}
-
-async fn postgres_app(ctx: &Context) -> Option<App> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(App::postgres(ctx, &url).await.unwrap()),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("DATABASE_URL is not set under CI=true: .ci/run must start PostgreSQL")
-        }
-        _ => {
-            eprintln!("skipped: DATABASE_URL not set");
-            None
-        }
-    }
-}
-
 /// Sends a request on a raw socket and closes it without reading the answer.
 async fn abandon(addr: SocketAddr, path: &str, after: Duration) {
     let mut socket = TcpStream::connect(addr).await.unwrap();
@@ -61,15 +43,6 @@ async fn abandon(addr: SocketAddr, path: &str, after: Duration) {
     socket.write_all(request.as_bytes()).await.unwrap();
     tokio::time::sleep(after).await;
     drop(socket);
-}
-
-async fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    start.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,25 +155,6 @@ async fn two_hundred_requests_half_abandoned_leave_nothing_running_in_sqlite() {
         app.running_queries.load(Ordering::SeqCst) == 0
     })
     .await;
-}
-
-/// Active queries of the demo's connection, seen from another connection.
-async fn active_demo_queries(url: &str) -> i64 {
-    let (client, connection) =
-        ctx_core::postgres::tokio_postgres::connect(url, ctx_core::postgres::tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE application_name = 'ctx-album-demo' AND state = 'active'
-               AND query LIKE '%pg_sleep%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

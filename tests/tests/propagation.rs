@@ -658,3 +658,42 @@ async fn a_cancellable_fn_returns_a_status() {
     );
     assert_eq!(Error::Canceled.to_string(), "context canceled");
 }
+
+/// tonic's channel enforces the timeout it sends and fails with `CANCELLED` "Timeout
+/// expired" when it passes: `call` says why the context ended instead.
+#[tokio::test(start_paused = true)]
+async fn tonic_call_failing_as_the_context_ends_reports_the_context() {
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(100));
+    let status = ctx_core::tonic::call(&ctx, (), |req: tonic::Request<()>| async move {
+        let timeout = req
+            .metadata()
+            .get("grpc-timeout")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        tokio::time::sleep(parse_timeout(timeout.as_bytes()).unwrap()).await;
+        Err::<tonic::Response<()>, _>(tonic::Status::cancelled("Timeout expired"))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+
+    // A failure while the context lives is the call's own.
+    let status = ctx_core::tonic::call(&ctx, (), |_: tonic::Request<()>| async {
+        Err::<tonic::Response<()>, _>(tonic::Status::not_found("no album 9"))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        status.code(),
+        tonic::Code::DeadlineExceeded,
+        "the context has ended by now"
+    );
+    let (live, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    let status = ctx_core::tonic::call(&live, (), |_: tonic::Request<()>| async {
+        Err::<tonic::Response<()>, _>(tonic::Status::not_found("no album 9"))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+}

@@ -1,0 +1,58 @@
+//! Three services, one deadline, one hang-up: A (axum) calls B (tonic gRPC), which calls C (the
+//! album server, axum over SQLite). A gives each request a budget; the time left travels with
+//! every call, and a client that hangs up on A stops C's query.
+//!
+//! ```sh
+//! cargo run --example three_services             # A on 127.0.0.1:8090, B on :50051, C on :8091
+//! BUDGET_MS=300 cargo run --example three_services
+//! DATABASE_URL=postgres://... cargo run --example three_services   # C over PostgreSQL
+//! ```
+//!
+//! Then, in another terminal:
+//!
+//! ```sh
+//! curl 'http://127.0.0.1:8090/albums/slow?seconds=0.5'               # answers after 0.5 s
+//! curl 'http://127.0.0.1:8090/albums/slow?seconds=30'                # 504 when A's budget runs out
+//! curl --max-time 1 'http://127.0.0.1:8090/albums/slow?seconds=30'   # hangs up after 1 s
+//! curl -H 'grpc-timeout: 0m' 'http://127.0.0.1:8090/albums/slow?seconds=1'  # spent: refused
+//! ```
+//!
+//! Each service prints one line for each request it stopped, and why.
+
+use std::time::Duration;
+
+use ctx_core::Context;
+use ctx_examples::App;
+use ctx_examples::chain::Chain;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let budget = match std::env::var("BUDGET_MS") {
+        Ok(ms) => Duration::from_millis(ms.parse().map_err(|_| "BUDGET_MS: not a number")?),
+        Err(_) => Duration::from_secs(2),
+    };
+    let app = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => App::postgres(&Context::background(), &url)
+            .await
+            .map_err(|err| format!("could not set up PostgreSQL at DATABASE_URL: {err:?}"))?,
+        _ => {
+            let path = std::env::temp_dir().join(format!("ctx-chain-{}.db", std::process::id()));
+            App::sqlite(&path, 8)?
+        }
+    };
+    let database = app.describe();
+    let chain = Chain::start(app, budget, [8090, 50051, 8091]).await?;
+    eprintln!("A (axum, {budget:?} per request): http://{}", chain.edge);
+    eprintln!("B (tonic gRPC):                  http://{}", chain.catalog);
+    eprintln!("C (axum over {database}):  http://{}", chain.albums);
+    eprintln!(
+        "try: curl 'http://{}/albums/slow?seconds=0.5'; Ctrl-C to stop",
+        chain.edge
+    );
+    tokio::signal::ctrl_c().await?;
+    eprintln!("shutting down");
+    chain.shut_down();
+    // Let the servers answer what is in flight ("server shutting down") and close.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! Three real services on 127.0.0.1 (`ctx_examples::chain`): A (axum) → B (tonic gRPC) → C
+//! (axum over SQLite; PostgreSQL too when `DATABASE_URL` is set, which `.ci/run` does).
+//!
+//! - a budget set at A reaches C's query as a deadline under that budget;
+//! - a client that hangs up on A stops C's query within 200 ms, and B and C say why;
+//! - a budget that has run out is refused before any work starts, at A and at B.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{HARD_BOUND, active_demo_queries, postgres_app, sqlite_app, wait_until};
+use ctx_core::http::RequestEnd;
+use ctx_core::{Context, Error};
+use ctx_examples::App;
+use ctx_examples::chain::{Chain, proto};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+async fn start(app: App, budget: Duration) -> Chain {
+    Chain::start(app, budget, [0, 0, 0]).await.unwrap()
+}
+
+fn running(chain: &Chain) -> usize {
+    chain.albums_state.running_queries.load(Ordering::SeqCst)
+}
+
+/// C's last query: the time it had left when it started, and its context.
+fn last_query(chain: &Chain) -> (Option<Duration>, Context) {
+    chain
+        .albums_state
+        .last_query
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("C ran no query")
+}
+
+fn last_call(chain: &Chain) -> Context {
+    chain
+        .catalog_state
+        .last_call
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("B took no call")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_request_goes_through_all_three() {
+    let chain = start(sqlite_app("chain-quick"), Duration::from_secs(10)).await;
+    let url = format!("http://{}/albums/slow?seconds=0.01", chain.edge);
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let albums: Vec<ctx_examples::Album> = response.json().await.unwrap();
+    assert_eq!(albums, ctx_examples::seed());
+    let (left, _) = last_query(&chain);
+    let left = left.expect("C's query had no deadline");
+    assert!(left <= Duration::from_secs(10), "{left:?}");
+    chain.shut_down();
+}
+
+/// A 300 ms budget set at A: C's query starts with less than 300 ms left, and the whole chain
+/// stops when it runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_set_at_a_is_the_deadline_of_cs_query() {
+    let budget = Duration::from_millis(300);
+    let chain = start(sqlite_app("chain-budget"), budget).await;
+    let sent = Instant::now();
+    let response = reqwest::get(format!("http://{}/albums/slow?seconds=30", chain.edge))
+        .await
+        .unwrap();
+    let took = sent.elapsed();
+    assert_eq!(response.status(), reqwest::StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(response.text().await.unwrap(), "request timed out");
+    assert!(
+        took >= budget,
+        "answered before the budget ran out: {took:?}"
+    );
+
+    let (left, query) = last_query(&chain);
+    let left = left.expect("C's query had no deadline");
+    eprintln!("C's query started with {left:?} of A's {budget:?} left");
+    assert!(
+        left < budget && !left.is_zero(),
+        "C's query started with {left:?} left, not under A's {budget:?}"
+    );
+    // B's deadline came from A's header too (B has no timeout of its own).
+    assert!(last_call(&chain).deadline().is_some());
+    // The query stopped in the database, not 30 s later.
+    wait_until("C's query stops", HARD_BOUND, || running(&chain) == 0).await;
+    assert!(query.err().is_some());
+    chain.shut_down();
+}
+
+/// Sends a request on a raw socket, waits until C's query runs, then hangs up: returns when it
+/// hung up, and how long C's handler took to drop its query after that.
+async fn hang_up_on_a(chain: &Chain) -> (Instant, Duration) {
+    let mut socket = TcpStream::connect(chain.edge).await.unwrap();
+    let request = "GET /albums/slow?seconds=30 HTTP/1.1\r\nHost: edge\r\n\r\n";
+    socket.write_all(request.as_bytes()).await.unwrap();
+    wait_until("C's query starts", HARD_BOUND, || running(chain) == 1).await;
+    let hung_up = Instant::now();
+    drop(socket);
+    let stopped = wait_until("C's query stops", HARD_BOUND, || running(chain) == 0).await;
+    eprintln!("C's query stopped {stopped:?} after the client hung up on A");
+    (hung_up, stopped)
+}
+
+fn assert_hang_up_reached_the_bottom(chain: &Chain, stopped: Duration) {
+    assert!(
+        stopped < Duration::from_millis(200),
+        "C's query stopped {stopped:?} after the hang-up at A, not within 200 ms"
+    );
+    for (service, ctx) in [("B", last_call(chain)), ("C", last_query(chain).1)] {
+        assert_eq!(ctx.err(), Some(Error::Canceled), "{service}");
+        assert_eq!(
+            RequestEnd::of(&ctx),
+            Some(RequestEnd::ClientDisconnected),
+            "{service}'s context ended for another reason: {:?}",
+            ctx.cause()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_on_a_stops_cs_query_in_sqlite() {
+    let chain = start(sqlite_app("chain-hang-up"), Duration::from_secs(60)).await;
+    // SQLite runs in C's process: the query has stopped when C's blocking work returns.
+    let (_, stopped) = hang_up_on_a(&chain).await;
+    assert_hang_up_reached_the_bottom(&chain, stopped);
+    chain.shut_down();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_on_a_stops_cs_query_in_postgres() {
+    let Some(app) = postgres_app(&Context::background()).await else {
+        return;
+    };
+    let url = std::env::var("DATABASE_URL").unwrap();
+    let chain = start(app, Duration::from_secs(60)).await;
+    let (hung_up, _) = hang_up_on_a(&chain).await;
+    // PostgreSQL runs elsewhere: the query has stopped when the server says so.
+    while active_demo_queries(&url).await > 0 {
+        assert!(
+            hung_up.elapsed() < HARD_BOUND,
+            "pg_sleep still running on the server"
+        );
+    }
+    let stopped = hung_up.elapsed();
+    eprintln!("pg_sleep ended on the server {stopped:?} after the client hung up on A");
+    assert_hang_up_reached_the_bottom(&chain, stopped);
+    chain.shut_down();
+}
+
+/// A client whose budget has run out (`grpc-timeout: 0m`): A answers at once, B and C never
+/// hear of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_budget_is_refused_at_a_before_any_work() {
+    let chain = start(sqlite_app("chain-spent-a"), Duration::from_secs(10)).await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{}/albums/slow?seconds=1", chain.edge))
+        .header("grpc-timeout", "0m")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(response.text().await.unwrap(), "caller's deadline exceeded");
+    assert_eq!(chain.catalog_state.calls.load(Ordering::SeqCst), 0);
+    assert!(chain.albums_state.last_query.lock().unwrap().is_none());
+    chain.shut_down();
+}
+
+/// A gRPC call to B whose time has run out: `DEADLINE_EXCEEDED` at once, C never called; and a
+/// caller whose context has ended does not call at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_budget_is_refused_at_b_before_any_work() {
+    let chain = start(sqlite_app("chain-spent-b"), Duration::from_secs(10)).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", chain.catalog))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    // A gRPC call with `grpc-timeout: 0n`, sent by hand over HTTP/2: tonic's own client would
+    // give up before sending it.
+    let message = prost::Message::encode_to_vec(&proto::SlowAlbumsRequest { seconds: 1.0 });
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&message);
+    let response = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .post(format!(
+            "http://{}/ctx.demo.Catalog/SlowAlbums",
+            chain.catalog
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", "0n")
+        .body(frame)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_string();
+    assert_eq!(header("grpc-status"), "4", "not DEADLINE_EXCEEDED");
+    assert_eq!(header("grpc-message"), "caller's deadline exceeded");
+
+    // Under a context that has ended: not sent.
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::ZERO);
+    let status = ctx_examples::chain::slow_albums(&ctx, &channel, 1.0)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+
+    assert_eq!(chain.catalog_state.calls.load(Ordering::SeqCst), 0);
+    assert!(chain.albums_state.last_query.lock().unwrap().is_none());
+    chain.shut_down();
+}
+
+/// The ports the chain listens on are all on 127.0.0.1.
+#[tokio::test]
+async fn every_service_listens_on_loopback() {
+    let chain = start(sqlite_app("chain-loopback"), Duration::from_secs(1)).await;
+    for addr in [chain.edge, chain.catalog, chain.albums] {
+        assert_eq!(addr.ip(), SocketAddr::from(([127, 0, 0, 1], 0)).ip());
+    }
+    chain.shut_down();
+}
