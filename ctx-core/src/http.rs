@@ -18,8 +18,8 @@
 //! # The caller's deadline
 //!
 //! A caller that runs under a deadline sends the time it has left in a `grpc-timeout` header
-//! (gRPC clients do; so do [`send_ctx`](crate::reqwest::RequestBuilderExt::send_ctx) and
-//! [`ctx_core::tonic::call`](crate::tonic::call)). The request's deadline is then the nearer of
+//! (gRPC clients do; so do `send_ctx` of the `reqwest` feature and `ctx_core::tonic::call` of
+//! the `tonic` feature). The request's deadline is then the nearer of
 //! that and the layer's timeout, so a chain of services shares one deadline. The header can
 //! only shorten a request's time: a malformed or hostile value (not 1 to 8 digits and one of
 //! the units `H M S m u n`, see [`propagate`](crate::propagate)) is logged with a `tracing`

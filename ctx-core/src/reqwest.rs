@@ -8,7 +8,7 @@
 //! `json()` with reqwest's `json` feature).
 //!
 //! The request carries the context's remaining time in a `grpc-timeout` header, which
-//! [`ContextLayer`](crate::http::ContextLayer) reads on the other side: one deadline, and one
+//! `ctx_core::http::ContextLayer` (the `http` feature) reads on the other side: one deadline, and one
 //! hang-up, for a chain of services (see the crate's README, "Across services").
 //!
 //! ```
@@ -152,7 +152,7 @@ pub trait RequestBuilderExt: sealed::Sealed {
     ///
     /// If `ctx` has a deadline, the request carries the time left in a `grpc-timeout` header
     /// (see [`propagate`](crate::propagate)), rounded down: a server behind
-    /// [`ContextLayer`](crate::http::ContextLayer) gives the request a deadline no later than
+    /// `ctx_core::http::ContextLayer` gives the request a deadline no later than
     /// the caller's. Servers that do not know the header ignore it.
     ///
     /// The future does not borrow `ctx` (it holds a clone), so it can be spawned. Read the
