@@ -12,7 +12,7 @@
 //!   caller's deadline or when A resets the call; it calls C with
 //!   [`send_ctx`](ctx_core::reqwest::RequestBuilderExt::send_ctx), which sends the time left
 //!   again.
-//! - **C** is the album server of [`router`](crate::router): its query runs under a context
+//! - **C** is the album server of [`router`]: its query runs under a context
 //!   whose deadline is the caller's, and is stopped inside the database when the context ends.
 //!
 //! So a budget set at A is the deadline of C's query (less the time spent on the way), and a
