@@ -149,48 +149,38 @@ fn left(ctx: &Context, since: Instant) -> Option<Duration> {
     ctx.deadline().map(|deadline| deadline - since)
 }
 
+/// The nearer of the layer's timeout and the caller's header ends the request, with the cause
+/// that names it, and the client gets `504` with that cause.
 #[tokio::test(start_paused = true)]
-async fn the_callers_deadline_is_kept_when_it_is_the_nearer() {
-    let seen = Seen::default();
-    let layer = ContextLayer::new(Context::background()).timeout(Duration::from_secs(10));
-    let t0 = Instant::now();
-    let answer = send(
-        service(layer, &seen, FOREVER),
-        request(&[b"300m"]),
-        &Warnings::default(),
-    )
-    .await;
-    assert_eq!(
-        (answer.0, answer.2.as_str()),
-        (StatusCode::GATEWAY_TIMEOUT, "caller's deadline exceeded")
-    );
-    assert_eq!(t0.elapsed(), Duration::from_millis(300));
-    let ctx = seen.last();
-    assert_eq!(left(&ctx, t0), Some(Duration::from_millis(300)));
-    assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
-    assert_eq!(
-        RequestEnd::of(&ctx),
-        Some(RequestEnd::CallerDeadlineExceeded)
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_local_timeout_is_kept_when_it_is_the_nearer() {
-    let seen = Seen::default();
-    let layer = ContextLayer::new(Context::background()).timeout(Duration::from_secs(1));
-    let t0 = Instant::now();
-    let answer = send(
-        service(layer, &seen, FOREVER),
-        request(&[b"5S"]),
-        &Warnings::default(),
-    )
-    .await;
-    assert_eq!(
-        (answer.0, answer.2.as_str()),
-        (StatusCode::GATEWAY_TIMEOUT, "request timed out")
-    );
-    assert_eq!(left(&seen.last(), t0), Some(Duration::from_secs(1)));
-    assert_eq!(RequestEnd::of(&seen.last()), Some(RequestEnd::TimedOut));
+async fn the_nearer_of_the_callers_deadline_and_the_timeout_wins() {
+    let cases: [(u64, &[u8], u64, RequestEnd); 3] = [
+        (10_000, b"300m", 300, RequestEnd::CallerDeadlineExceeded),
+        (1_000, b"5S", 1_000, RequestEnd::TimedOut),
+        // Equal: the layer's own timeout is named.
+        (2_000, b"2S", 2_000, RequestEnd::TimedOut),
+    ];
+    for (local_ms, header, ends_after_ms, end) in cases {
+        let seen = Seen::default();
+        let local = Duration::from_millis(local_ms);
+        let layer = ContextLayer::new(Context::background()).timeout(local);
+        let t0 = Instant::now();
+        let (status, _, text) = send(
+            service(layer, &seen, FOREVER),
+            request(&[header]),
+            &Warnings::default(),
+        )
+        .await;
+        assert_eq!(
+            (status, text),
+            (StatusCode::GATEWAY_TIMEOUT, end.to_string())
+        );
+        let ends_after = Duration::from_millis(ends_after_ms);
+        assert_eq!(t0.elapsed(), ends_after);
+        let ctx = seen.last();
+        assert_eq!(left(&ctx, t0), Some(ends_after));
+        assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+        assert_eq!(RequestEnd::of(&ctx), Some(end));
+    }
 }
 
 #[tokio::test(start_paused = true)]
