@@ -11,7 +11,10 @@
 //!   context whose deadline is the nearer of the caller's `grpc-timeout` and the layer's own
 //!   timeout, that ends with `client disconnected` when the caller resets the stream, and
 //!   whose end is answered in gRPC's terms (`DEADLINE_EXCEEDED`, `CANCELLED`, or `UNAVAILABLE`
-//!   while shutting down). Handlers take it with [`context`].
+//!   while shutting down). Handlers take it with [`context`]. (tonic's server also enforces
+//!   `grpc-timeout` with a timer of its own, around the layers: when its timer fires first, the
+//!   caller gets tonic's `CANCELLED` "Timeout expired", and the call's context ends as if the
+//!   caller had gone away, which stops the handler all the same.)
 //! - **`#[cancellable]`.** A context error converts into a [`Status`]
 //!   (`From<ctx_core::Error>`), so a handler's helpers can be `#[cancellable]` fns that return
 //!   `Result<T, Status>`.
