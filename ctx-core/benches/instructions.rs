@@ -1,0 +1,76 @@
+//! A driver for instruction counts under callgrind, where the timed benchmark (`compare`) is too
+//! noisy on a shared machine: runs one case exactly `N` times and exits.
+//!
+//! ```text
+//! cargo bench -p ctx-core --bench instructions --no-run      # prints the binary's path
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null BINARY CASE 10000
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null BINARY CASE 20000
+//! ```
+//!
+//! Instructions per op = (second total − first total) / 10,000: the difference cancels the
+//! start-up, the runtime's construction and everything else outside the loop. Cases (the ops of
+//! `compare`'s cases of the same names):
+//!
+//! - `cancellable_call_ready`: a `#[cancellable(timeout = "5s")]` fn whose body is ready at
+//!   once, called with `background()` as the parent;
+//! - `cancellable_call_ready_cancelable_parent`: the same with a live `with_cancel` parent;
+//! - `tokio_timeout_ready`: the same body in `tokio::time::timeout(5s, ..)`;
+//! - `run_ready`: `ctx.run(ready future).await` on a live `with_cancel` context;
+//! - `err_check_live`: `ctx.err()` on a live `with_cancel` context;
+//! - `with_cancel_cancel`: `background().with_cancel()`, then cancel, both dropped.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use ctx_core::Context;
+
+#[ctx_core::cancellable(timeout = "5s")]
+async fn ready_call(x: u64) -> Result<u64, ctx_core::Error> {
+    Ok(black_box(x) + 1)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (case, n) = match args.as_slice() {
+        [case, n] => (case.as_str(), n.parse::<u64>().expect("N is a number")),
+        // `cargo bench` runs every bench target with `--bench`: nothing to time here.
+        _ => {
+            eprintln!("usage: instructions CASE N (see the source for the cases)");
+            return;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime");
+    let (live, _handle) = Context::background().with_cancel();
+    let background = Context::background();
+    rt.block_on(async {
+        for x in 0..n {
+            match case {
+                "cancellable_call_ready" => {
+                    black_box(ready_call(&background, x).await.ok());
+                }
+                "cancellable_call_ready_cancelable_parent" => {
+                    black_box(ready_call(&live, x).await.ok());
+                }
+                "tokio_timeout_ready" => {
+                    let body = async move { Ok::<u64, ctx_core::Error>(black_box(x) + 1) };
+                    black_box(tokio::time::timeout(Duration::new(5, 0), body).await.ok());
+                }
+                "run_ready" => {
+                    black_box(live.run(async move { black_box(x) }).await.ok());
+                }
+                "err_check_live" => {
+                    black_box(black_box(&live).err());
+                }
+                "with_cancel_cancel" => {
+                    let (ctx, handle) = Context::background().with_cancel();
+                    handle.cancel();
+                    black_box(ctx);
+                }
+                other => panic!("unknown case {other:?}"),
+            }
+        }
+    });
+}
