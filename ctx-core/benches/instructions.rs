@@ -43,34 +43,45 @@ fn main() {
         .enable_time()
         .build()
         .expect("a current-thread runtime");
-    let (live, _handle) = Context::background().with_cancel();
     let background = Context::background();
+    let (live, _handle) = Context::background().with_cancel();
+    // One loop per case, so that choosing the case is not part of the op.
     rt.block_on(async {
-        for x in 0..n {
-            match case {
-                "cancellable_call_ready" => {
+        match case {
+            "cancellable_call_ready" => {
+                for x in 0..n {
                     black_box(ready_call(&background, x).await.ok());
                 }
-                "cancellable_call_ready_cancelable_parent" => {
+            }
+            "cancellable_call_ready_cancelable_parent" => {
+                for x in 0..n {
                     black_box(ready_call(&live, x).await.ok());
                 }
-                "tokio_timeout_ready" => {
+            }
+            "tokio_timeout_ready" => {
+                for x in 0..n {
                     let body = async move { Ok::<u64, ctx_core::Error>(black_box(x) + 1) };
                     black_box(tokio::time::timeout(Duration::new(5, 0), body).await.ok());
                 }
-                "run_ready" => {
+            }
+            "run_ready" => {
+                for x in 0..n {
                     black_box(live.run(async move { black_box(x) }).await.ok());
                 }
-                "err_check_live" => {
+            }
+            "err_check_live" => {
+                for _ in 0..n {
                     black_box(black_box(&live).err());
                 }
-                "with_cancel_cancel" => {
+            }
+            "with_cancel_cancel" => {
+                for _ in 0..n {
                     let (ctx, handle) = Context::background().with_cancel();
                     handle.cancel();
                     black_box(ctx);
                 }
-                other => panic!("unknown case {other:?}"),
             }
+            other => panic!("unknown case {other:?}"),
         }
     });
 }
