@@ -37,7 +37,9 @@
 //!
 //! At most one lock is held at any time.
 
-use std::ptr;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::ptr::{self, NonNull};
 use std::task::Waker;
 
 use slab::Slab;
@@ -92,8 +94,77 @@ pub(crate) trait AfterRun: Send + Sync {
     fn run(&self);
 }
 
+/// A node borrowed for `'a` through the pointer of an `Arc<Node>` (from `Arc::into_raw`) that
+/// somebody keeps alive at least that long: a [`Context`](crate::Context) or a lazy child
+/// (`crate::lazy`). Unlike a `&Node`, it can make a new `Arc` (the pointer keeps the provenance
+/// of the whole allocation, reference counts included).
+#[derive(Clone, Copy)]
+pub(crate) struct NodeRef<'a> {
+    ptr: NonNull<Node>,
+    _node: PhantomData<&'a Node>,
+}
+
+impl<'a> NodeRef<'a> {
+    /// # Safety
+    ///
+    /// `ptr` is null or came from `Arc::into_raw` of an `Arc<Node>`, and that reference is not
+    /// given up during `'a`.
+    #[inline]
+    pub(crate) unsafe fn from_raw(ptr: *const Node) -> Option<NodeRef<'a>> {
+        NonNull::new(ptr.cast_mut()).map(|ptr| NodeRef {
+            ptr,
+            _node: PhantomData,
+        })
+    }
+
+    /// # Safety
+    ///
+    /// As for [`from_raw`](Self::from_raw), and `ptr` is not null.
+    #[inline(always)]
+    pub(crate) unsafe fn new_unchecked(ptr: *const Node) -> NodeRef<'a> {
+        NodeRef {
+            // SAFETY: not null (the caller's word).
+            ptr: unsafe { NonNull::new_unchecked(ptr.cast_mut()) },
+            _node: PhantomData,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(self) -> &'a Node {
+        // SAFETY: `from_raw`'s contract: the node is alive for `'a`.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The pointer, as `Arc::into_raw` gave it.
+    #[inline]
+    pub(crate) fn as_ptr(self) -> *const Node {
+        self.ptr.as_ptr()
+    }
+
+    /// A new strong reference to the node.
+    #[inline]
+    pub(crate) fn to_arc(self) -> Arc<Node> {
+        // SAFETY: the pointer came from `Arc::into_raw` and its reference is alive (`from_raw`'s
+        // contract), so the count is at least 1 while it is incremented, and the new count is
+        // the one the returned `Arc` gives back.
+        unsafe {
+            Arc::increment_strong_count(self.as_ptr());
+            Arc::from_raw(self.as_ptr())
+        }
+    }
+}
+
+impl Deref for NodeRef<'_> {
+    type Target = Node;
+
+    #[inline]
+    fn deref(&self) -> &Node {
+        self.get()
+    }
+}
+
 /// One clock reading per operation, taken only if a deadline needs it.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 pub(crate) struct Now(Option<Instant>);
 
 impl Now {
@@ -102,12 +173,18 @@ impl Now {
         Now(Some(now))
     }
 
+    /// `reading` if one was taken, else a reading taken when first needed.
+    pub(crate) fn maybe(reading: Option<Instant>) -> Now {
+        Now(reading)
+    }
+
     /// A reading known to be no earlier than `at` (a timer for `at` has fired).
     pub(crate) fn at_least(at: Instant) -> Now {
         Now(Some(Instant::now().max(at)))
     }
 
-    fn get(&mut self) -> Instant {
+    #[inline]
+    pub(crate) fn get(&mut self) -> Instant {
         *self.0.get_or_insert_with(Instant::now)
     }
 }
@@ -167,8 +244,8 @@ impl Drop for Walk {
 }
 
 impl Node {
-    fn with_state(code: u8, cause: Option<Cause>, deadline: Option<Instant>) -> Node {
-        Node {
+    fn with_state(code: u8, cause: Option<Cause>, deadline: Option<Instant>) -> Arc<Node> {
+        Arc::new(Node {
             state: AtomicU8::new(code | SETTLED),
             has_afters: AtomicBool::new(false),
             owns_deadline: false,
@@ -184,14 +261,14 @@ impl Node {
                     })
                 }),
             }),
-        }
+        })
     }
 
     /// Derives a node below `parent` (or a root), with an optional own deadline.
     ///
     /// `now` may already hold a clock reading (`with_timeout` took one to compute the deadline).
     pub(crate) fn derive(
-        parent: Option<&Arc<Node>>,
+        parent: Option<NodeRef<'_>>,
         own_deadline: Option<Instant>,
         deadline_cause: Option<Cause>,
         mut now: Now,
@@ -207,10 +284,10 @@ impl Node {
             && let Some(err) = parent.check(&mut now)
         {
             let cause = parent.stored_cause();
-            return Arc::new(Node::with_state(err.code(), cause, deadline));
+            return Node::with_state(err.code(), cause, deadline);
         }
         if owns_deadline && deadline.is_some_and(|d| now.get() >= d) {
-            return Arc::new(Node::with_state(DEADLINE, deadline_cause, deadline));
+            return Node::with_state(DEADLINE, deadline_cause, deadline);
         }
         let node = Arc::new(Node {
             state: AtomicU8::new(LIVE),
@@ -218,7 +295,7 @@ impl Node {
             owns_deadline,
             deadline,
             slot: AtomicU32::new(0),
-            parent: parent.cloned(),
+            parent: parent.map(NodeRef::to_arc),
             shared: Mutex::new(Shared {
                 children: Children::new(),
                 extra: deadline_cause.filter(|_| owns_deadline).map(|cause| {
