@@ -20,30 +20,39 @@
 //! `Node::derive`, from the same clock reading), so that the end is recorded once, by the
 //! tree's code, and every later observer sees the same reason and cause.
 //!
+//! # A parent that can be cancelled
+//!
+//! A lazy child knows its parent's state, not *when* the parent ended. That decides nothing as
+//! long as the ancestors can end only at a deadline (`background()` and lazy children of it,
+//! whose nodes are ended by their `Lazy`s only, after every lazy child below them is gone), or
+//! the child has no deadline of its own earlier than its parent's (then its end is its parent's
+//! end, whenever that was). But a child with an earlier deadline of its own below an ancestor
+//! that can be *cancelled* (its *root*: the nearest one that is not a lazy child) must end with
+//! `DeadlineExceeded` if its deadline came first and with the parent's reason otherwise (API
+//! rule 1), and finding both at one check would not say which came first. Such a child
+//! *watches* its root (`Node::watch`: a flag, set under the root's lock the first time only),
+//! whose cancel then records the clock reading it ended its subtree with, the one an eager
+//! child would have been checked against; the child's node, made later, is derived with it
+//! (`Node::derive_lazy`). A root that has already ended when the child is made is an ended
+//! parent: the node is made at once, as an eager child's.
+//!
 //! # When the node is made at once
 //!
-//! - The child has already ended when it is made (its parent has, or a zero timeout): checked
-//!   with the clock reading of the timeout, as an eager child's derivation checks. A `race`'s
-//!   first poll then needs no check of its own: a child without a node was live at birth.
-//! - The child has a deadline of its own, earlier than its parent's, below an ancestor that can
-//!   be *cancelled* (one with a node of its own, not a lazy child's). A lazy child knows its
-//!   parent's state, not *when* the parent ended, and finding at one check both its own deadline
-//!   passed and its parent cancelled would not say which came first, which decides between
-//!   `DeadlineExceeded` and the parent's reason (API rule 1). A node registered in its parent is
-//!   told at the parent's end, which then decides by its clock reading, as for any child. (Under
-//!   `background()` and lazy children only, nothing can end but at a deadline, whose instant is
-//!   known; a child without an earlier deadline of its own ends exactly when its parent does.)
-
+//! When the child has already ended at birth (its parent has, or a zero timeout), checked with
+//! the clock reading of the timeout as an eager child's derivation checks, or when its root has
+//! ended before the child could watch it. A `race`'s first poll then needs no check of its own:
+//! a child without a node was live at birth.
+//!
 //! # Soundness
 //!
 //! A lazy `Link` points into the `Lazy` that holds the `Context` carrying it. That `Context` is
 //! reachable only as `&Context`, borrowed from the pinned `Lazy` ([`Lazy::context`]): it cannot
-//! be moved out (a clone materialises and returns an ordinary `Context`), and the borrow ends
+//! be moved out (a clone makes the node and returns an ordinary `Context`), and the borrow ends
 //! before the `Lazy` can move or drop. So no lazy `Link` outlives its `Lazy`, and every
 //! reference reached through one (the parent, whose borrow the `Lazy` holds for `'a`; the
 //! nodes, kept alive by the parent or by the `Lazy` itself) is alive while it is used. Two
-//! threads may race to materialise one child (both hold `&Context`); a materialisation racing
-//! the `Lazy`'s drop cannot happen, as the drop needs the borrow to have ended.
+//! threads may race to make one child's node (both hold `&Context`; `LazyState::install`); a
+//! making racing the `Lazy`'s drop cannot happen, as the drop needs the borrow to have ended.
 
 use std::fmt;
 use std::marker::{PhantomData, PhantomPinned};
@@ -153,8 +162,8 @@ impl Drop for Link {
 pub(crate) struct LazyState {
     /// The parent context (`Lazy<'a>`'s `&'a Context`).
     parent: *const Context,
-    /// The nearest ancestor with a node, when the child was made (null: none). Its state and
-    /// the deadlines of `chain` decide whether the child is live.
+    /// The nearest ancestor that had a node when this state was created (null: none). Its
+    /// state and the deadlines of `chain` decide whether the child is live.
     anchor: *const Node,
     /// The earliest own deadline of the lazy children from the one below `anchor` down to this
     /// one. The effective deadline is the earlier of it and the anchor's. It is also the
@@ -162,10 +171,12 @@ pub(crate) struct LazyState {
     /// own, the parent's node has that one or an earlier one, and the node inherits it, exactly
     /// as with the child's own.
     chain: Option<Instant>,
-    /// An ancestor has a node of its own (as opposed to a lazy child's), which can be
-    /// cancelled. A lazy child below `background()` has only lazy ancestors, whose nodes (if
-    /// made) are ended by their `Lazy`s only, after every lazy child below them is gone.
-    cancelable: bool,
+    /// The node of the nearest ancestor that is not a lazy child (null: `background()`): the
+    /// only kind of node that can be *cancelled* while this child exists (a lazy child's node is
+    /// ended by its `Lazy` only, after every lazy child below it is gone), and whose cancel
+    /// therefore ends this child if its parent is cancelled. Watched (`Node::watch`) if this
+    /// child has a deadline of its own.
+    root: *const Node,
     /// The node, once made: a pointer from `Arc::into_raw`, whose reference the `Lazy` holds.
     node: AtomicPtr<Node>,
 }
@@ -190,6 +201,12 @@ impl LazyState {
         // SAFETY: the anchor is the node of the parent (or of an ancestor), or of the `Lazy` of
         // an ancestor: it outlives this state, and its pointer came from `Arc::into_raw`.
         unsafe { NodeRef::from_raw(self.anchor) }
+    }
+
+    #[inline]
+    fn root(&self) -> Option<NodeRef<'_>> {
+        // SAFETY: the node of the parent or of an ancestor, as for `anchor`.
+        unsafe { NodeRef::from_raw(self.root) }
     }
 
     /// The node, if it has been made.
@@ -288,7 +305,8 @@ impl LazyState {
         if let Some(node) = self.made() {
             return node;
         }
-        let mine = Arc::into_raw(Node::derive(parent, self.chain, None, now)).cast_mut();
+        let node = Node::derive_lazy(parent, self.chain, self.root(), now);
+        let mine = Arc::into_raw(node).cast_mut();
         match self
             .node
             .compare_exchange(ptr::null_mut(), mine, Ordering::AcqRel, Ordering::Acquire)
@@ -351,26 +369,29 @@ impl<'a> Lazy<'a> {
 
     #[inline]
     fn new(parent: &'a Context, own: Option<Instant>, born: Option<Instant>) -> Lazy<'a> {
-        let (anchor, chain, cancelable, parent_deadline) = match parent.node.target() {
-            Target::Background => (None, own, false, None),
-            Target::Node(node) => (Some(node), own, true, node.deadline()),
+        let (anchor, root, chain, parent_deadline) = match parent.node.target() {
+            Target::Background => (None, None, own, None),
+            Target::Node(node) => (Some(node), Some(node), own, node.deadline()),
             Target::Lazy(up) => match up.made() {
-                Some(node) => (Some(node), own, up.cancelable, node.deadline()),
+                Some(node) => (Some(node), up.root(), own, node.deadline()),
                 None => (
                     up.anchor(),
+                    up.root(),
                     earlier(own, up.chain),
-                    up.cancelable,
                     up.deadline(),
                 ),
             },
         };
         let owns = own.is_some_and(|own| parent_deadline.is_none_or(|inherited| own < inherited));
-        // The node is made now if the child has ended at birth (checked with the clock reading
-        // of the timeout, as an eager child's derivation checks), so that a `race`'s first poll
-        // needs no check; or, see the module docs, if it has a deadline of its own below a parent
-        // that can be cancelled, so that the parent's end finds it and rule 1 decides.
+        // A deadline of its own below an ancestor that can be cancelled: that ancestor records
+        // when it is cancelled, from now on (module docs). One that has ended already is as if
+        // the child were derived from an ended parent: the node is made now.
+        let root_ended = owns && root.is_some_and(|root| !root.watch());
+        // The node is also made now if the child has ended at birth (checked with the clock
+        // reading of the timeout, as an eager child's derivation checks), so that a `race`'s
+        // first poll needs no check.
         let mut now = Now::maybe(born);
-        let make = (owns && cancelable)
+        let make = root_ended
             || anchor.is_some_and(|anchor| anchor.check(&mut now).is_some())
             || chain.is_some_and(|d| now.get() >= d);
         let node = if make {
@@ -383,8 +404,8 @@ impl<'a> Lazy<'a> {
             state: LazyState {
                 parent,
                 anchor: anchor.map_or(ptr::null(), NodeRef::as_ptr),
+                root: root.map_or(ptr::null(), NodeRef::as_ptr),
                 chain,
-                cancelable,
                 node: AtomicPtr::new(node),
             },
             ctx: ManuallyDrop::new(Context {

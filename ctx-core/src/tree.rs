@@ -22,6 +22,11 @@
 //! 6. A node is *settled* (the [`SETTLED`] bit) once its whole subtree has ended: a childless
 //!    node as it ends, the others when the walk that ended them is over. `cancel()` returns
 //!    only when its node is settled, even if another thread won the race to end it.
+//! 7. A node is only ever inside an `Arc` (every constructor returns one), so a [`NodeRef`]
+//!    made from `Arc::into_raw`'s pointer can make new references.
+//! 8. `watched` is set only under the node's lock while it is live, and never cleared: an end
+//!    (which holds the lock) that cancels a watched node records its clock reading, which the
+//!    lazy children below it use (`derive_lazy`).
 //!
 //! # Deadlines
 //!
@@ -32,6 +37,12 @@
 //! ends the owner with `DeadlineExceeded`. Every end takes one clock reading (`Now`) and checks
 //! each node it ends against it, so a descendant whose own earlier deadline had already passed
 //! reports `DeadlineExceeded`, not the later cancel: the first end wins, in wall-clock order.
+//!
+//! A lazy child (`crate::lazy`) is in no list, so no end checks its deadline against a clock
+//! reading. One with a deadline of its own below a node that can be cancelled *watches* that
+//! node, whose cancel then records the reading it ended the subtree with (`cancelled_at`); when
+//! the child is given a node after its parent ended, `derive_lazy` decides with that reading
+//! exactly as the walk would have.
 //!
 //! # Deadlock safety
 //!
@@ -57,6 +68,10 @@ pub(crate) struct Node {
     /// An after-func was registered: ending this node may run user code, so it must not be
     /// skipped even when nobody else holds the node (see `CancelHandle`'s `Drop`).
     has_afters: AtomicBool,
+    /// A lazy child (`crate::lazy`) with a deadline of its own may need to know when this node
+    /// was cancelled: its end records the clock reading (`Extra::cancelled_at`). Set only while
+    /// live, under `shared`'s lock, and never cleared, so the end (which holds the lock) sees it.
+    watched: AtomicBool,
     owns_deadline: bool,
     /// The effective (earliest) deadline of the chain.
     deadline: Option<Instant>,
@@ -84,6 +99,8 @@ struct Extra {
     afters: Slab<AfterEntry>,
     /// A task that fires the deadline for after-funcs has been spawned.
     timer_armed: bool,
+    /// The clock reading of the end, if it was a cancel (not a deadline) of a `watched` node.
+    cancelled_at: Option<Instant>,
 }
 
 /// An after-func as the tree sees it; see [`crate::after_func`].
@@ -248,6 +265,7 @@ impl Node {
         Arc::new(Node {
             state: AtomicU8::new(code | SETTLED),
             has_afters: AtomicBool::new(false),
+            watched: AtomicBool::new(false),
             owns_deadline: false,
             deadline,
             slot: AtomicU32::new(0),
@@ -292,6 +310,7 @@ impl Node {
         let node = Arc::new(Node {
             state: AtomicU8::new(LIVE),
             has_afters: AtomicBool::new(false),
+            watched: AtomicBool::new(false),
             owns_deadline,
             deadline,
             slot: AtomicU32::new(0),
@@ -321,6 +340,59 @@ impl Node {
             }
         }
         node
+    }
+
+    /// Derives the node of a lazy child (`crate::lazy`), which existed before it had a node:
+    /// as `derive`, except when `parent` has already ended and the child has a deadline of its
+    /// own earlier than the parent's (the only case where what an earlier node would have
+    /// ended with depends on *when* the parent ended). The parent ended at its deadline, after
+    /// the child's, if it ended with `DeadlineExceeded`; if it was cancelled, at `root`'s
+    /// recorded cancel (the cancel of a lazy child's parent node comes from its root, which
+    /// such a child watches). An own deadline that came first ends the child with
+    /// `DeadlineExceeded` and no cause, as `finish` would have; else the parent's end.
+    pub(crate) fn derive_lazy(
+        parent: Option<NodeRef<'_>>,
+        own_deadline: Option<Instant>,
+        root: Option<NodeRef<'_>>,
+        mut now: Now,
+    ) -> Arc<Node> {
+        if let (Some(parent), Some(own)) = (parent, own_deadline)
+            && parent.deadline.is_none_or(|inherited| own < inherited)
+        {
+            let own_came_first = match parent.check(&mut now) {
+                None => false,
+                Some(Error::DeadlineExceeded) => true,
+                // Not recorded: the root was cancelled before the child watched it, so before
+                // the child existed.
+                Some(Error::Canceled) => root
+                    .and_then(|root| root.cancelled_at())
+                    .is_some_and(|at| own <= at),
+            };
+            if own_came_first {
+                return Node::with_state(DEADLINE, None, own_deadline);
+            }
+        }
+        Node::derive(parent, own_deadline, None, now)
+    }
+
+    /// Asks this node to record the clock reading of a cancel that ends it (see `watched`).
+    /// False if it has ended without being asked before. Takes the lock the first time only.
+    #[inline]
+    pub(crate) fn watch(&self) -> bool {
+        if self.watched.load(Ordering::Relaxed) {
+            return true;
+        }
+        let _shared = lock(&self.shared);
+        let live = self.state.load(Ordering::Relaxed) == LIVE;
+        if live {
+            self.watched.store(true, Ordering::Relaxed);
+        }
+        live
+    }
+
+    /// The clock reading of the cancel that ended this node, if it was watched by then.
+    pub(crate) fn cancelled_at(&self) -> Option<Instant> {
+        lock(&self.shared).extra.as_ref()?.cancelled_at
     }
 
     /// Whether ending this node can be skipped when the caller holds its only reference: no
@@ -485,6 +557,12 @@ impl Node {
         } else {
             (code & REASON, cause)
         };
+        if code == CANCELED && self.watched.load(Ordering::Relaxed) {
+            // The one clock reading under a lock, at most once per node, and only for a node
+            // below which a lazy child was made.
+            let at = now.get();
+            shared.extra.get_or_insert_with(Box::default).cancelled_at = Some(at);
+        }
         // Most nodes end with no cause, waiter or after-func: they never allocate `Extra`.
         let told = match (shared.extra.as_mut(), &cause) {
             (Some(extra), _) => {

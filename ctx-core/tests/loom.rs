@@ -161,22 +161,23 @@ struct SharedLazy {
 }
 
 impl SharedLazy {
-    /// A lazy child of `parent` without a deadline (deadlines read tokio's clock, which loom
-    /// does not model; `Duration::MAX` is too far to be a deadline).
-    fn new(parent: Context) -> SharedLazy {
+    /// A lazy child of `parent` with that timeout. (Deadlines read tokio's clock, which loom
+    /// does not model: only a deadline that never passes, or none (`Duration::MAX`), is
+    /// deterministic.)
+    fn new(parent: Context, timeout: Duration) -> SharedLazy {
         let parent = Box::into_raw(Box::new(parent));
         // SAFETY: leaked above; freed only by `end`, after every user of the child.
         let parent_ref: &'static Context = unsafe { &*parent };
-        SharedLazy::below(parent, parent_ref)
+        SharedLazy::below(parent, parent_ref, timeout)
     }
 
     /// A lazy child of another one's context (nested `#[cancellable]` calls).
     fn nested(outer: &SharedLazy) -> SharedLazy {
-        SharedLazy::below(std::ptr::null_mut(), outer.ctx)
+        SharedLazy::below(std::ptr::null_mut(), outer.ctx, Duration::MAX)
     }
 
-    fn below(parent: *mut Context, parent_ref: &'static Context) -> SharedLazy {
-        let lazy = Box::leak(Box::new(Lazy::timeout(parent_ref, Duration::MAX)));
+    fn below(parent: *mut Context, parent_ref: &'static Context, timeout: Duration) -> SharedLazy {
+        let lazy = Box::leak(Box::new(Lazy::timeout(parent_ref, timeout)));
         let lazy_ptr: *mut Lazy<'static> = lazy;
         // SAFETY: a leaked box never moves; it is dropped in place by `end`.
         let ctx = Lazy::context(unsafe { Pin::new_unchecked(&mut *lazy_ptr) });
@@ -213,7 +214,7 @@ unsafe impl Sync for SharedLazy {}
 fn two_threads_make_one_node_for_a_lazy_child() {
     model(|| {
         let (parent, handle) = Context::background().with_cancel();
-        let lazy = Arc::new(SharedLazy::new(parent));
+        let lazy = Arc::new(SharedLazy::new(parent, Duration::MAX));
         let other = {
             let lazy = lazy.clone();
             thread::spawn(move || lazy.ctx.clone())
@@ -238,7 +239,7 @@ fn two_threads_make_one_node_for_a_lazy_child() {
 fn two_threads_make_the_nodes_of_nested_lazy_children() {
     model(|| {
         let (parent, handle) = Context::background().with_cancel();
-        let outer = SharedLazy::new(parent);
+        let outer = SharedLazy::new(parent, Duration::MAX);
         let inner = Arc::new(SharedLazy::nested(&outer));
         let outer = Arc::new(outer);
         // One thread makes the inner child's node (and so the outer's first), the other the
@@ -269,7 +270,7 @@ fn two_threads_make_the_nodes_of_nested_lazy_children() {
 fn a_lazy_childs_clone_racing_its_parents_cancel() {
     model(|| {
         let (parent, handle) = Context::background().with_cancel();
-        let lazy = Arc::new(SharedLazy::new(parent));
+        let lazy = Arc::new(SharedLazy::new(parent, Duration::MAX));
         let other = {
             let lazy = lazy.clone();
             thread::spawn(move || lazy.ctx.clone())
@@ -280,6 +281,31 @@ fn a_lazy_childs_clone_racing_its_parents_cancel() {
         assert_eq!(clone.err(), Some(Error::Canceled));
         assert_eq!(lazy.ctx.err(), Some(Error::Canceled));
         let lazy = Arc::try_unwrap(lazy).ok().unwrap();
+        // SAFETY: the other thread has finished; nothing else uses the child.
+        unsafe { lazy.end() };
+    });
+}
+
+#[test]
+fn a_lazy_child_watching_its_parent_racing_the_parents_cancel() {
+    model(|| {
+        let (parent, handle) = Context::background().with_cancel();
+        // A deadline of its own, far away: the child watches its parent (the parent's cancel
+        // records when it happened), unless the parent has already ended, and then its node
+        // is made at once.
+        let maker = thread::spawn(move || {
+            let lazy = SharedLazy::new(parent, Duration::from_secs(3600));
+            let seen = lazy.ctx.err();
+            (lazy, seen)
+        });
+        handle.cancel_with_cause("parent");
+        let (lazy, seen) = maker.join().unwrap();
+        assert!(seen.is_none() || seen == Some(Error::Canceled));
+        // Whichever came first, the child has ended with its parent, cause included, and so
+        // has a clone of it.
+        assert_eq!(lazy.ctx.err(), Some(Error::Canceled));
+        assert_eq!(lazy.ctx.cause().unwrap().to_string(), "parent");
+        assert_eq!(lazy.ctx.clone().cause().unwrap().to_string(), "parent");
         // SAFETY: the other thread has finished; nothing else uses the child.
         unsafe { lazy.end() };
     });

@@ -725,3 +725,26 @@ async fn a_parents_cancel_and_the_deadline_in_one_synchronous_stretch_keep_their
         assert_eq!(err, Some(Error::DeadlineExceeded));
     }
 }
+
+/// Runs past its deadline and its parent's without an `.await`, then reports its cause.
+#[cancellable(timeout = limit)]
+async fn overrun_both(limit: Duration, parents_limit: Duration) -> (Option<Error>, String) {
+    std::thread::sleep(limit.max(parents_limit) * 2);
+    (ctx.err(), ctx.cause().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn of_two_deadlines_passed_in_the_body_the_earlier_gives_the_cause() {
+    let short = Duration::from_millis(10);
+    let long = Duration::from_millis(30);
+    // The attribute's deadline is the earlier: the child's own, with no cause of its own.
+    let (parent, _handle) = Context::background().with_timeout_cause(long, "slow parent");
+    let (err, cause) = overrun_both(&parent, short, long).await.unwrap();
+    assert_eq!(err, Some(Error::DeadlineExceeded));
+    assert_eq!(cause, "context deadline exceeded");
+    // The parent's is the earlier: the child ends with the parent, and its cause.
+    let (parent, _handle) = Context::background().with_timeout_cause(short, "slow parent");
+    let (err, cause) = overrun_both(&parent, long, short).await.unwrap();
+    assert_eq!(err, Some(Error::DeadlineExceeded));
+    assert_eq!(cause, "slow parent");
+}

@@ -209,14 +209,19 @@ async fn ready_until(at: tokio::time::Instant) -> bool {
 fn a_cancellable_call_whose_body_is_ready_allocates_nothing() {
     let background = Context::background();
     let with_value = background.with_value(1u64);
-    // A parent with an earlier deadline: the child's end is the parent's.
-    let (sooner, _handle) = background.with_timeout(Duration::from_secs(1));
+    // A parent that can be cancelled, with no deadline, a later one, or an earlier one (then
+    // the child's end is the parent's).
+    let (live, _live_handle) = background.with_cancel();
+    let (later, _later_handle) = background.with_timeout(Duration::from_secs(3600));
+    let (sooner, _sooner_handle) = background.with_timeout(Duration::from_secs(1));
     let at = tokio::time::Instant::now() + Duration::from_secs(60);
     // Warm up (the clock's first reading, thread-locals).
     poll_ready(ready_within_5s(&background, 1)).unwrap();
     for (name, parent) in [
         ("background", &background),
         ("a parent with a value", &with_value),
+        ("a live with_cancel parent", &live),
+        ("a parent with a later deadline", &later),
         ("a parent with an earlier deadline", &sooner),
     ] {
         let before = ALLOCATIONS.load(Ordering::SeqCst);
