@@ -461,3 +461,20 @@ fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (a, b) => a.or(b),
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_context_is_still_a_node_pointer_and_the_values() {
+        // The link is one pointer, as `Option<Arc<Node>>` was; the values are a fat pointer.
+        assert_eq!(size_of::<Link>(), size_of::<usize>());
+        assert_eq!(size_of::<Context>(), 3 * size_of::<usize>());
+        println!(
+            "Lazy: {} bytes (its state: {})",
+            size_of::<Lazy<'_>>(),
+            size_of::<LazyState>()
+        );
+    }
+}
