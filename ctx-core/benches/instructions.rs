@@ -17,6 +17,7 @@
 //! - `tokio_timeout_ready`: the same body in `tokio::time::timeout(5s, ..)`;
 //! - `run_ready`: `ctx.run(ready future).await` on a live `with_cancel` context;
 //! - `err_check_live`: `ctx.err()` on a live `with_cancel` context;
+//! - `value_lookup_depth_10_miss`: `ctx.value::<Missing>()` through 10 `with_value` layers;
 //! - `with_cancel_cancel`: `background().with_cancel()`, then cancel, both dropped.
 
 use std::hint::black_box;
@@ -72,6 +73,16 @@ fn main() {
             "err_check_live" => {
                 for _ in 0..n {
                     black_box(black_box(&live).err());
+                }
+            }
+            "value_lookup_depth_10_miss" => {
+                struct Missing;
+                let mut ctx = background.clone();
+                for i in 0..10u64 {
+                    ctx = ctx.with_value(i);
+                }
+                for _ in 0..n {
+                    black_box(black_box(&ctx).value::<Missing>());
                 }
             }
             "with_cancel_cancel" => {
