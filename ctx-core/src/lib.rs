@@ -90,7 +90,8 @@
 //!
 //! - `err()` and `is_done()` are one atomic load (plus a clock reading on a chain with a
 //!   deadline); deriving a child is one allocation; a deadline starts no timer until somebody
-//!   waits for it.
+//!   waits for it. The child of a `#[cancellable]` call is allocated only if its body needs it
+//!   (is pending, clones or derives from it): a call that completes at once allocates nothing.
 //! - The first end wins, in wall-clock order, and is fixed forever.
 //! - Cancelling and dropping are iterative: chains and fan-outs of millions of contexts are fine.
 //! - A context that is dropped leaves nothing behind in its parent, and so does a dropped

@@ -54,6 +54,10 @@ use proc_macro::TokenStream;
 ///   dropped at the `.await` where it waits, and the fn returns the context's error (see
 ///   [Return types](#return-types)). When the fn returns, the child is cancelled, as Go's
 ///   `defer cancel()` would do.
+/// - The child costs what `tokio::time::timeout` costs when the body is ready at once (a clock
+///   reading, no allocation): it becomes a node of the context tree, one allocation, only when
+///   the body is pending, clones `ctx` or derives from it, or finds it ended. It behaves the
+///   same either way.
 /// - Everything else about the fn stays: visibility, attributes and doc comments, generics,
 ///   lifetimes, `where` clauses, `impl Trait` and pattern parameters, `self` in every form,
 ///   `unsafe`, and `return` and `?` in the body. The future is `Send` exactly when the body's
