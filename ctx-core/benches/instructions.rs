@@ -18,7 +18,8 @@
 //! - `run_ready`: `ctx.run(ready future).await` on a live `with_cancel` context;
 //! - `err_check_live`: `ctx.err()` on a live `with_cancel` context;
 //! - `value_lookup_depth_10_miss`: `ctx.value::<Missing>()` through 10 `with_value` layers;
-//! - `with_cancel_cancel`: `background().with_cancel()`, then cancel, both dropped.
+//! - `with_cancel_cancel`: `background().with_cancel()`, then cancel, both dropped;
+//! - `with_timeout_cancel`: the same with `with_timeout(1h)`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -88,6 +89,14 @@ fn main() {
             "with_cancel_cancel" => {
                 for _ in 0..n {
                     let (ctx, handle) = Context::background().with_cancel();
+                    handle.cancel();
+                    black_box(ctx);
+                }
+            }
+            "with_timeout_cancel" => {
+                for _ in 0..n {
+                    let (ctx, handle) =
+                        Context::background().with_timeout(Duration::from_secs(3600));
                     handle.cancel();
                     black_box(ctx);
                 }

@@ -558,10 +558,7 @@ impl Node {
             (code & REASON, cause)
         };
         if code == CANCELED && self.watched.load(Ordering::Relaxed) {
-            // The one clock reading under a lock, at most once per node, and only for a node
-            // below which a lazy child was made.
-            let at = now.get();
-            shared.extra.get_or_insert_with(Box::default).cancelled_at = Some(at);
+            record_cancel(&mut shared, now);
         }
         // Most nodes end with no cause, waiter or after-func: they never allocate `Extra`.
         let told = match (shared.extra.as_mut(), &cause) {
@@ -712,6 +709,16 @@ impl Node {
             extra.timer_armed = false;
         }
     }
+}
+
+/// Records the clock reading of the cancel that ends a watched node (under its lock): the one
+/// clock reading under a lock, at most once per node, and only for a node below which a lazy
+/// child with a deadline of its own was made.
+#[cold]
+#[inline(never)]
+fn record_cancel(shared: &mut Shared, now: &mut Now) {
+    let at = now.get();
+    shared.extra.get_or_insert_with(Box::default).cancelled_at = Some(at);
 }
 
 impl Taken {
