@@ -362,8 +362,9 @@ impl Node {
             let own_came_first = match parent.check(&mut now) {
                 None => false,
                 Some(Error::DeadlineExceeded) => true,
-                // Not recorded: the root was cancelled before the child watched it, so before
-                // the child existed.
+                // Recorded, since the child watched its root while live (a root that had
+                // ended by then made the child's node at birth, with `derive`). If it were not,
+                // the parent's end is the answer for a child derived after it.
                 Some(Error::Canceled) => root
                     .and_then(|root| root.cancelled_at())
                     .is_some_and(|at| own <= at),
