@@ -736,7 +736,7 @@ async fn overrun_both(limit: Duration, parents_limit: Duration) -> (Option<Error
 #[tokio::test]
 async fn of_two_deadlines_passed_in_the_body_the_earlier_gives_the_cause() {
     let short = Duration::from_millis(10);
-    let long = Duration::from_millis(30);
+    let long = Duration::from_millis(100);
     // The attribute's deadline is the earlier: the child's own, with no cause of its own.
     let (parent, _handle) = Context::background().with_timeout_cause(long, "slow parent");
     let (err, cause) = overrun_both(&parent, short, long).await.unwrap();
