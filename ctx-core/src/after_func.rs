@@ -3,7 +3,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::done::Done;
 use crate::sync::{Arc, AtomicU8, Mutex, Ordering, lock};
-use crate::tree::{AfterEntry, AfterRun, Node};
+use crate::tree::{AfterEntry, AfterRun, Node, NodeRef};
 
 const PENDING: u8 = 0;
 const STARTED: u8 = 1;
@@ -52,7 +52,7 @@ impl AfterRun for AfterCell {
 }
 
 impl AfterFunc {
-    pub(crate) fn register(node: Option<&Arc<Node>>, f: Box<dyn FnOnce() + Send>) -> AfterFunc {
+    pub(crate) fn register(node: Option<NodeRef<'_>>, f: Box<dyn FnOnce() + Send>) -> AfterFunc {
         let cell = std::sync::Arc::new(AfterCell {
             state: AtomicU8::new(PENDING),
             f: Mutex::new(Some(f)),
@@ -68,11 +68,12 @@ impl AfterFunc {
         let entry: AfterEntry = cell.clone();
         match node.register_after(entry) {
             Ok((key, arm_timer)) => {
+                let node = node.to_arc();
                 if arm_timer {
-                    arm_deadline_timer(node);
+                    arm_deadline_timer(&node);
                 }
                 AfterFunc {
-                    node: Some(node.clone()),
+                    node: Some(node),
                     key,
                     cell,
                 }

@@ -8,7 +8,7 @@ use crate::after_func::AfterFunc;
 use crate::done::{Done, Run};
 use crate::error::{Cause, Error};
 use crate::handle::CancelHandle;
-use crate::sync::Arc;
+use crate::lazy::{Link, Target};
 use crate::tree::{Node, Now};
 use crate::values::{self, Values};
 
@@ -31,10 +31,10 @@ use crate::values::{self, Values};
 /// assert_eq!(ctx.run(slow).await, Err(Error::DeadlineExceeded));
 /// # }
 /// ```
-#[derive(Clone, Default)]
 pub struct Context {
-    node: Option<Arc<Node>>,
-    values: Option<Values>,
+    /// The node (none for `background()`), or a lazy child's state (`crate::lazy`).
+    pub(crate) node: Link,
+    pub(crate) values: Option<Values>,
 }
 
 impl Context {
@@ -42,7 +42,7 @@ impl Context {
     /// Go: `context.Background()`. Also [`Context::default()`].
     pub const fn background() -> Context {
         Context {
-            node: None,
+            node: Link::NONE,
             values: None,
         }
     }
@@ -61,19 +61,29 @@ impl Context {
         Context::background()
     }
 
-    pub(crate) fn node(&self) -> Option<&Node> {
-        self.node.as_deref()
+    /// The error: with a clock reading (`check_clock`), or without one on the first poll of a
+    /// `race` just after the child was derived (which checked it with its own reading).
+    #[inline(always)]
+    pub(crate) fn check(&self, check_clock: bool) -> Option<Error> {
+        match self.node.target() {
+            Target::Background => None,
+            Target::Node(node) if check_clock => node.check(&mut Now::default()),
+            Target::Node(node) => node.state(),
+            Target::Lazy(lazy) if check_clock => lazy.check(&mut Now::default()),
+            Target::Lazy(lazy) => lazy.state_at_birth(),
+        }
     }
 
+    #[inline]
     fn derive(
         &self,
         own_deadline: Option<Instant>,
         cause: Option<Cause>,
         now: Now,
     ) -> (Context, CancelHandle) {
-        let node = Node::derive(self.node.as_ref(), own_deadline, cause, now);
+        let node = Node::derive(self.node.node(), own_deadline, cause, now);
         let ctx = Context {
-            node: Some(node.clone()),
+            node: Link::from_arc(node.clone()),
             values: self.values.clone(),
         };
         (ctx, CancelHandle::new(node))
@@ -213,7 +223,7 @@ impl Context {
     /// ```
     pub fn with_value<T: Send + Sync + 'static>(&self, value: T) -> Context {
         Context {
-            node: self.node.clone(),
+            node: self.node.to_owned(),
             values: Some(values::push(self.values.clone(), value)),
         }
     }
@@ -250,7 +260,7 @@ impl Context {
     /// ```
     pub fn without_cancel(&self) -> Context {
         Context {
-            node: None,
+            node: Link::NONE,
             values: self.values.clone(),
         }
     }
@@ -270,7 +280,7 @@ impl Context {
     /// ```
     #[inline]
     pub fn err(&self) -> Option<Error> {
-        self.node.as_ref()?.check(&mut Now::default())
+        self.check(true)
     }
 
     /// Why the context ended, in the words of whoever ended it. Go: `context.Cause(ctx)`.
@@ -302,7 +312,11 @@ impl Context {
     /// assert_eq!(plain.cause().unwrap().downcast_ref::<Error>(), Some(&Error::Canceled));
     /// ```
     pub fn cause(&self) -> Option<Cause> {
-        self.node.as_ref()?.cause()
+        match self.node.target() {
+            Target::Background => None,
+            Target::Node(node) => node.cause(),
+            Target::Lazy(lazy) => lazy.cause(),
+        }
     }
 
     /// Whether the context has ended: `self.err().is_some()`. Go: `select { case <-ctx.Done(): }`
@@ -342,7 +356,11 @@ impl Context {
     /// ```
     #[inline]
     pub fn deadline(&self) -> Option<Instant> {
-        self.node.as_ref()?.deadline()
+        match self.node.target() {
+            Target::Background => None,
+            Target::Node(node) => node.deadline(),
+            Target::Lazy(lazy) => lazy.deadline(),
+        }
     }
 
     /// A future that completes with the reason when the context ends. Go: `<-ctx.Done()`.
@@ -370,7 +388,7 @@ impl Context {
     /// # }
     /// ```
     pub fn done(&self) -> Done {
-        Done::new(self.node.clone())
+        Done::new(self.node.node().map(|node| node.to_arc()))
     }
 
     /// Runs `fut` until it completes (`Ok`) or the context ends (`Err`, and `fut` is dropped at
@@ -456,14 +474,39 @@ impl Context {
     /// assert!(ran.load(Ordering::SeqCst));
     /// ```
     pub fn after_func(&self, f: impl FnOnce() + Send + 'static) -> AfterFunc {
-        AfterFunc::register(self.node.as_ref(), Box::new(f))
+        AfterFunc::register(self.node.node(), Box::new(f))
+    }
+}
+
+impl Clone for Context {
+    /// Another reference to the same context. The clone of a `#[cancellable]` fn's `ctx` is an
+    /// ordinary context that ends when the call returns (its node is made here if it has none
+    /// yet).
+    #[inline]
+    fn clone(&self) -> Context {
+        Context {
+            node: self.node.to_owned(),
+            values: self.values.clone(),
+        }
+    }
+}
+
+impl Default for Context {
+    /// [`Context::background()`].
+    fn default() -> Context {
+        Context::background()
     }
 }
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let err = match self.node.target() {
+            Target::Background => None,
+            Target::Node(node) => node.state(),
+            Target::Lazy(lazy) => lazy.state(),
+        };
         f.debug_struct("Context")
-            .field("err", &self.node.as_ref().and_then(|n| n.state()))
+            .field("err", &err)
             .field("deadline", &self.deadline())
             .field("values", &values::len(self.values.as_ref()))
             .finish()

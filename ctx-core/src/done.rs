@@ -163,6 +163,9 @@ pin_project! {
     pub struct Run<'a, F> {
         #[pin]
         fut: Option<F>,
+        ctx: &'a Context,
+        // Registered on the first poll where `fut` is pending (a lazy child's node is made
+        // then): a future that completes in its first poll registers nothing.
         waiter: Option<Waiter<&'a Node>>,
         check_clock: bool,
     }
@@ -172,7 +175,8 @@ impl<'a, F: Future> Run<'a, F> {
     pub(crate) fn new(ctx: &'a Context, fut: F, check_clock: bool) -> Self {
         Run {
             fut: Some(fut),
-            waiter: ctx.node().map(Waiter::new),
+            ctx,
+            waiter: None,
             check_clock,
         }
     }
@@ -181,23 +185,21 @@ impl<'a, F: Future> Run<'a, F> {
 impl<F: Future> Future for Run<'_, F> {
     type Output = Result<F::Output, Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let ctx: &Context = this.ctx;
         // Priority: an ended context stops the future before it is polled again; then the
         // future; then the context's end (including a deadline timer).
-        if let Some(waiter) = this.waiter.as_mut() {
-            let ended = if *this.check_clock {
-                waiter.node().check(&mut Now::default())
-            } else {
-                // Only the first poll of a context derived just now may skip the clock.
-                *this.check_clock = true;
-                waiter.node().state()
-            };
-            if let Some(err) = ended {
-                this.fut.set(None);
-                this.waiter.take();
-                return Poll::Ready(Err(err));
-            }
+        let ended = match this.waiter.as_ref() {
+            Some(waiter) => waiter.node().check(&mut Now::default()),
+            // Only the first poll of a context derived just now may skip the clock.
+            None => ctx.check(std::mem::replace(this.check_clock, true)),
+        };
+        if let Some(err) = ended {
+            this.fut.set(None);
+            this.waiter.take();
+            return Poll::Ready(Err(err));
         }
         let fut = this
             .fut
@@ -209,15 +211,18 @@ impl<F: Future> Future for Run<'_, F> {
             this.waiter.take();
             return Poll::Ready(Ok(output));
         }
-        match this.waiter.as_mut() {
-            Some(waiter) => {
-                let err = ready!(waiter.poll_end(cx, false));
-                this.fut.set(None);
-                this.waiter.take();
-                Poll::Ready(Err(err))
-            }
-            None => Poll::Pending,
-        }
+        let waiter = match this.waiter {
+            Some(waiter) => waiter,
+            None => match ctx.node.node() {
+                Some(node) => this.waiter.insert(Waiter::new(node.get())),
+                // A context that can never end (background, `without_cancel`).
+                None => return Poll::Pending,
+            },
+        };
+        let err = ready!(waiter.poll_end(cx, false));
+        this.fut.set(None);
+        this.waiter.take();
+        Poll::Ready(Err(err))
     }
 }
 

@@ -77,16 +77,22 @@ impl CancelHandle {
 
 impl Drop for CancelHandle {
     fn drop(&mut self) {
-        // The only owner of the node: no context, `Done`, `AfterFunc` handle, child or parent
-        // list refers to it, and no after-func was registered, so nobody can ever observe how
-        // it ends. Freeing it is the whole job (no lock, no clock reading). Nobody can gain a
-        // new reference meanwhile: every reference is made from an existing one, and there are
-        // no weak ones. (A registered after-func holds no reference, hence the extra check.)
-        if Arc::strong_count(&self.node) == 1 && self.node.end_unobservable() {
-            return;
-        }
-        self.node.cancel(None);
+        release(&self.node);
     }
+}
+
+/// What the owner of a node's end does when it lets go (a dropped [`CancelHandle`], or a lazy
+/// child going out of scope): cancels the node, Go's deferred `cancel()`.
+pub(crate) fn release(node: &Arc<Node>) {
+    // The only owner of the node: no context, `Done`, `AfterFunc` handle, child or parent list
+    // refers to it, and no after-func was registered, so nobody can ever observe how it ends.
+    // Freeing it is the whole job (no lock, no clock reading). Nobody can gain a new reference
+    // meanwhile: every reference is made from an existing one, and there are no weak ones. (A
+    // registered after-func holds no reference, hence the extra check.)
+    if Arc::strong_count(node) == 1 && node.end_unobservable() {
+        return;
+    }
+    node.cancel(None);
 }
 
 impl fmt::Debug for CancelHandle {

@@ -90,7 +90,8 @@
 //!
 //! - `err()` and `is_done()` are one atomic load (plus a clock reading on a chain with a
 //!   deadline); deriving a child is one allocation; a deadline starts no timer until somebody
-//!   waits for it.
+//!   waits for it. The child of a `#[cancellable]` call is allocated only if its body needs it
+//!   (is pending, clones or derives from it): a call that completes at once allocates nothing.
 //! - The first end wins, in wall-clock order, and is fixed forever.
 //! - Cancelling and dropping are iterative: chains and fan-outs of millions of contexts are fine.
 //! - A context that is dropped leaves nothing behind in its parent, and so does a dropped
@@ -141,6 +142,7 @@ mod handle;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+mod lazy;
 pub mod propagate;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
@@ -177,29 +179,18 @@ pub use ctx_macros::cancellable;
 pub mod __private {
     use std::future::IntoFuture;
 
-    pub use crate::{CancelHandle, Context, Error, Run};
+    pub use crate::lazy::Lazy;
+    pub use crate::{Context, Error, Run};
+    pub use core::pin::pin;
     pub use tokio::time::{Duration, Instant};
 
-    /// `parent.with_timeout(timeout)`, guard first: bound as `let (guard, child) = ...`, the
-    /// child is dropped before the guard (locals drop in reverse order).
-    #[inline]
-    pub fn with_timeout(parent: &Context, timeout: Duration) -> (CancelHandle, Context) {
-        let (child, guard) = parent.with_timeout(timeout);
-        (guard, child)
-    }
-
-    /// `parent.with_deadline(deadline)`, guard first, as [`with_timeout`].
-    #[inline]
-    pub fn with_deadline(parent: &Context, deadline: Instant) -> (CancelHandle, Context) {
-        let (child, guard) = parent.with_deadline(deadline);
-        (guard, child)
-    }
-
-    /// Races the body of a `#[cancellable]` fn against the child context derived for it.
+    /// Races the body of a `#[cancellable]` fn against the child context derived for it (a
+    /// [`Lazy`]'s).
     ///
-    /// The child was derived an instant ago, so the first poll checks its state without reading
-    /// the clock: it is polled once if the context was live when derived, even if a timeout
-    /// of a few nanoseconds ran out in between.
+    /// The child was derived an instant ago, so the first poll checks its state with the clock
+    /// reading its timeout was computed from, without reading the clock again: it is polled once
+    /// if the context was live when derived, even if a timeout of a few nanoseconds ran out in
+    /// between. Nothing is registered unless the body is pending.
     #[inline]
     pub fn race<F: IntoFuture>(ctx: &Context, fut: F) -> Run<'_, F::IntoFuture> {
         crate::done::run(ctx, fut, false)

@@ -22,6 +22,11 @@
 //! 6. A node is *settled* (the [`SETTLED`] bit) once its whole subtree has ended: a childless
 //!    node as it ends, the others when the walk that ended them is over. `cancel()` returns
 //!    only when its node is settled, even if another thread won the race to end it.
+//! 7. A node is only ever inside an `Arc` (every constructor returns one), so a [`NodeRef`]
+//!    made from `Arc::into_raw`'s pointer can make new references.
+//! 8. `watched` is set only under the node's lock while it is live, and never cleared: an end
+//!    (which holds the lock) that cancels a watched node records its clock reading, which the
+//!    lazy children below it use (`derive_lazy`).
 //!
 //! # Deadlines
 //!
@@ -33,11 +38,19 @@
 //! each node it ends against it, so a descendant whose own earlier deadline had already passed
 //! reports `DeadlineExceeded`, not the later cancel: the first end wins, in wall-clock order.
 //!
+//! A lazy child (`crate::lazy`) is in no list, so no end checks its deadline against a clock
+//! reading. One with a deadline of its own below a node that can be cancelled *watches* that
+//! node, whose cancel then records the reading it ended the subtree with (`cancelled_at`); when
+//! the child is given a node after its parent ended, `derive_lazy` decides with that reading
+//! exactly as the walk would have.
+//!
 //! # Deadlock safety
 //!
 //! At most one lock is held at any time.
 
-use std::ptr;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::ptr::{self, NonNull};
 use std::task::Waker;
 
 use slab::Slab;
@@ -55,6 +68,10 @@ pub(crate) struct Node {
     /// An after-func was registered: ending this node may run user code, so it must not be
     /// skipped even when nobody else holds the node (see `CancelHandle`'s `Drop`).
     has_afters: AtomicBool,
+    /// A lazy child (`crate::lazy`) with a deadline of its own may need to know when this node
+    /// was cancelled: its end records the clock reading (`Extra::cancelled_at`). Set only while
+    /// live, under `shared`'s lock, and never cleared, so the end (which holds the lock) sees it.
+    watched: AtomicBool,
     owns_deadline: bool,
     /// The effective (earliest) deadline of the chain.
     deadline: Option<Instant>,
@@ -82,6 +99,8 @@ struct Extra {
     afters: Slab<AfterEntry>,
     /// A task that fires the deadline for after-funcs has been spawned.
     timer_armed: bool,
+    /// The clock reading of the end, if it was a cancel (not a deadline) of a `watched` node.
+    cancelled_at: Option<Instant>,
 }
 
 /// An after-func as the tree sees it; see [`crate::after_func`].
@@ -92,8 +111,77 @@ pub(crate) trait AfterRun: Send + Sync {
     fn run(&self);
 }
 
+/// A node borrowed for `'a` through the pointer of an `Arc<Node>` (from `Arc::into_raw`) that
+/// somebody keeps alive at least that long: a [`Context`](crate::Context) or a lazy child
+/// (`crate::lazy`). Unlike a `&Node`, it can make a new `Arc` (the pointer keeps the provenance
+/// of the whole allocation, reference counts included).
+#[derive(Clone, Copy)]
+pub(crate) struct NodeRef<'a> {
+    ptr: NonNull<Node>,
+    _node: PhantomData<&'a Node>,
+}
+
+impl<'a> NodeRef<'a> {
+    /// # Safety
+    ///
+    /// `ptr` is null or came from `Arc::into_raw` of an `Arc<Node>`, and that reference is not
+    /// given up during `'a`.
+    #[inline]
+    pub(crate) unsafe fn from_raw(ptr: *const Node) -> Option<NodeRef<'a>> {
+        NonNull::new(ptr.cast_mut()).map(|ptr| NodeRef {
+            ptr,
+            _node: PhantomData,
+        })
+    }
+
+    /// # Safety
+    ///
+    /// As for [`from_raw`](Self::from_raw), and `ptr` is not null.
+    #[inline(always)]
+    pub(crate) unsafe fn new_unchecked(ptr: *const Node) -> NodeRef<'a> {
+        NodeRef {
+            // SAFETY: not null (the caller's word).
+            ptr: unsafe { NonNull::new_unchecked(ptr.cast_mut()) },
+            _node: PhantomData,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(self) -> &'a Node {
+        // SAFETY: `from_raw`'s contract: the node is alive for `'a`.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The pointer, as `Arc::into_raw` gave it.
+    #[inline]
+    pub(crate) fn as_ptr(self) -> *const Node {
+        self.ptr.as_ptr()
+    }
+
+    /// A new strong reference to the node.
+    #[inline]
+    pub(crate) fn to_arc(self) -> Arc<Node> {
+        // SAFETY: the pointer came from `Arc::into_raw` and its reference is alive (`from_raw`'s
+        // contract), so the count is at least 1 while it is incremented, and the new count is
+        // the one the returned `Arc` gives back.
+        unsafe {
+            Arc::increment_strong_count(self.as_ptr());
+            Arc::from_raw(self.as_ptr())
+        }
+    }
+}
+
+impl Deref for NodeRef<'_> {
+    type Target = Node;
+
+    #[inline]
+    fn deref(&self) -> &Node {
+        self.get()
+    }
+}
+
 /// One clock reading per operation, taken only if a deadline needs it.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 pub(crate) struct Now(Option<Instant>);
 
 impl Now {
@@ -102,12 +190,18 @@ impl Now {
         Now(Some(now))
     }
 
+    /// `reading` if one was taken, else a reading taken when first needed.
+    pub(crate) fn maybe(reading: Option<Instant>) -> Now {
+        Now(reading)
+    }
+
     /// A reading known to be no earlier than `at` (a timer for `at` has fired).
     pub(crate) fn at_least(at: Instant) -> Now {
         Now(Some(Instant::now().max(at)))
     }
 
-    fn get(&mut self) -> Instant {
+    #[inline]
+    pub(crate) fn get(&mut self) -> Instant {
         *self.0.get_or_insert_with(Instant::now)
     }
 }
@@ -167,10 +261,11 @@ impl Drop for Walk {
 }
 
 impl Node {
-    fn with_state(code: u8, cause: Option<Cause>, deadline: Option<Instant>) -> Node {
-        Node {
+    fn with_state(code: u8, cause: Option<Cause>, deadline: Option<Instant>) -> Arc<Node> {
+        Arc::new(Node {
             state: AtomicU8::new(code | SETTLED),
             has_afters: AtomicBool::new(false),
+            watched: AtomicBool::new(false),
             owns_deadline: false,
             deadline,
             slot: AtomicU32::new(0),
@@ -184,14 +279,14 @@ impl Node {
                     })
                 }),
             }),
-        }
+        })
     }
 
     /// Derives a node below `parent` (or a root), with an optional own deadline.
     ///
     /// `now` may already hold a clock reading (`with_timeout` took one to compute the deadline).
     pub(crate) fn derive(
-        parent: Option<&Arc<Node>>,
+        parent: Option<NodeRef<'_>>,
         own_deadline: Option<Instant>,
         deadline_cause: Option<Cause>,
         mut now: Now,
@@ -207,18 +302,19 @@ impl Node {
             && let Some(err) = parent.check(&mut now)
         {
             let cause = parent.stored_cause();
-            return Arc::new(Node::with_state(err.code(), cause, deadline));
+            return Node::with_state(err.code(), cause, deadline);
         }
         if owns_deadline && deadline.is_some_and(|d| now.get() >= d) {
-            return Arc::new(Node::with_state(DEADLINE, deadline_cause, deadline));
+            return Node::with_state(DEADLINE, deadline_cause, deadline);
         }
         let node = Arc::new(Node {
             state: AtomicU8::new(LIVE),
             has_afters: AtomicBool::new(false),
+            watched: AtomicBool::new(false),
             owns_deadline,
             deadline,
             slot: AtomicU32::new(0),
-            parent: parent.cloned(),
+            parent: parent.map(NodeRef::to_arc),
             shared: Mutex::new(Shared {
                 children: Children::new(),
                 extra: deadline_cause.filter(|_| owns_deadline).map(|cause| {
@@ -244,6 +340,60 @@ impl Node {
             }
         }
         node
+    }
+
+    /// Derives the node of a lazy child (`crate::lazy`), which existed before it had a node:
+    /// as `derive`, except when `parent` has already ended and the child has a deadline of its
+    /// own earlier than the parent's (the only case where what an earlier node would have
+    /// ended with depends on *when* the parent ended). The parent ended at its deadline, after
+    /// the child's, if it ended with `DeadlineExceeded`; if it was cancelled, at `root`'s
+    /// recorded cancel (the cancel of a lazy child's parent node comes from its root, which
+    /// such a child watches). An own deadline that came first ends the child with
+    /// `DeadlineExceeded` and no cause, as `finish` would have; else the parent's end.
+    pub(crate) fn derive_lazy(
+        parent: Option<NodeRef<'_>>,
+        own_deadline: Option<Instant>,
+        root: Option<NodeRef<'_>>,
+        mut now: Now,
+    ) -> Arc<Node> {
+        if let (Some(parent), Some(own)) = (parent, own_deadline)
+            && parent.deadline.is_none_or(|inherited| own < inherited)
+        {
+            let own_came_first = match parent.check(&mut now) {
+                None => false,
+                Some(Error::DeadlineExceeded) => true,
+                // Recorded, since the child watched its root while live (a root that had
+                // ended by then made the child's node at birth, with `derive`). If it were not,
+                // the parent's end is the answer for a child derived after it.
+                Some(Error::Canceled) => root
+                    .and_then(|root| root.cancelled_at())
+                    .is_some_and(|at| own <= at),
+            };
+            if own_came_first {
+                return Node::with_state(DEADLINE, None, own_deadline);
+            }
+        }
+        Node::derive(parent, own_deadline, None, now)
+    }
+
+    /// Asks this node to record the clock reading of a cancel that ends it (see `watched`).
+    /// False if it has ended without being asked before. Takes the lock the first time only.
+    #[inline]
+    pub(crate) fn watch(&self) -> bool {
+        if self.watched.load(Ordering::Relaxed) {
+            return true;
+        }
+        let _shared = lock(&self.shared);
+        let live = self.state.load(Ordering::Relaxed) == LIVE;
+        if live {
+            self.watched.store(true, Ordering::Relaxed);
+        }
+        live
+    }
+
+    /// The clock reading of the cancel that ended this node, if it was watched by then.
+    pub(crate) fn cancelled_at(&self) -> Option<Instant> {
+        lock(&self.shared).extra.as_ref()?.cancelled_at
     }
 
     /// Whether ending this node can be skipped when the caller holds its only reference: no
@@ -408,6 +558,9 @@ impl Node {
         } else {
             (code & REASON, cause)
         };
+        if code == CANCELED && self.watched.load(Ordering::Relaxed) {
+            record_cancel(&mut shared, now);
+        }
         // Most nodes end with no cause, waiter or after-func: they never allocate `Extra`.
         let told = match (shared.extra.as_mut(), &cause) {
             (Some(extra), _) => {
@@ -557,6 +710,16 @@ impl Node {
             extra.timer_armed = false;
         }
     }
+}
+
+/// Records the clock reading of the cancel that ends a watched node (under its lock): the one
+/// clock reading under a lock, at most once per node, and only for a node below which a lazy
+/// child with a deadline of its own was made.
+#[cold]
+#[inline(never)]
+fn record_cancel(shared: &mut Shared, now: &mut Now) {
+    let at = now.get();
+    shared.extra.get_or_insert_with(Box::default).cancelled_at = Some(at);
 }
 
 impl Taken {

@@ -9,11 +9,17 @@
 //!
 //! No model uses a deadline: deadlines read tokio's clock, which loom does not model. Each model
 //! checks its invariant after every interleaving; loom also fails a model on a deadlock (a waiter
-//! never woken), a leaked `Arc` or a data race.
+//! never woken), a leaked `Arc` or a data race. The last models cover the lazy child of a
+//! `#[cancellable]` call (`ctx_core::__private::Lazy`): threads racing to make its node. (Its
+//! node racing the `Lazy`'s drop cannot happen: the drop needs every borrow of the child to have
+//! ended, which the borrow checker enforces.)
 #![cfg(loom)]
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use ctx_core::__private::Lazy;
 use ctx_core::{Context, Error};
 use loom::sync::Arc;
 use loom::thread;
@@ -142,5 +148,165 @@ fn a_child_cancelling_itself_while_the_parent_cancels() {
             child.cause().unwrap().to_string()
         );
         assert_eq!(parent.cause().unwrap().to_string(), "parent");
+    });
+}
+
+/// The lazy child of a `#[cancellable]` call (`__private::Lazy`), shared with other threads.
+/// loom's threads need `'static`, so the parent and the `Lazy` are leaked boxes, given back (the
+/// `Lazy` first, which ends its node, then the parent) by `end`.
+struct SharedLazy {
+    parent: *mut Context,
+    lazy: *mut Lazy<'static>,
+    ctx: &'static Context,
+}
+
+impl SharedLazy {
+    /// A lazy child of `parent` with that timeout. (Deadlines read tokio's clock, which loom
+    /// does not model: only a deadline that never passes, or none (`Duration::MAX`), is
+    /// deterministic.)
+    fn new(parent: Context, timeout: Duration) -> SharedLazy {
+        let parent = Box::into_raw(Box::new(parent));
+        // SAFETY: leaked above; freed only by `end`, after every user of the child.
+        let parent_ref: &'static Context = unsafe { &*parent };
+        SharedLazy::below(parent, parent_ref, timeout)
+    }
+
+    /// A lazy child of another one's context (nested `#[cancellable]` calls).
+    fn nested(outer: &SharedLazy) -> SharedLazy {
+        SharedLazy::below(std::ptr::null_mut(), outer.ctx, Duration::MAX)
+    }
+
+    fn below(parent: *mut Context, parent_ref: &'static Context, timeout: Duration) -> SharedLazy {
+        let lazy = Box::leak(Box::new(Lazy::timeout(parent_ref, timeout)));
+        let lazy_ptr: *mut Lazy<'static> = lazy;
+        // SAFETY: a leaked box never moves; it is dropped in place by `end`.
+        let ctx = Lazy::context(unsafe { Pin::new_unchecked(&mut *lazy_ptr) });
+        SharedLazy {
+            parent,
+            lazy: lazy_ptr,
+            ctx,
+        }
+    }
+
+    /// Drops the `Lazy` (the call returns), then the parent it borrowed, if it owns it.
+    ///
+    /// # Safety
+    ///
+    /// Nothing uses `ctx` any more, and the children made with `nested` were ended first.
+    unsafe fn end(self) {
+        // SAFETY: the caller's word; both came from `Box::into_raw`/`Box::leak`.
+        unsafe {
+            drop(Box::from_raw(self.lazy));
+            if !self.parent.is_null() {
+                drop(Box::from_raw(self.parent));
+            }
+        }
+    }
+}
+
+// SAFETY: `ctx` is a `&Context` (`Context: Sync`); the raw pointers are only used by `end`, on
+// the thread that made them.
+unsafe impl Send for SharedLazy {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SharedLazy {}
+
+#[test]
+fn two_threads_make_one_node_for_a_lazy_child() {
+    model(|| {
+        let (parent, handle) = Context::background().with_cancel();
+        let lazy = Arc::new(SharedLazy::new(parent, Duration::MAX));
+        let other = {
+            let lazy = lazy.clone();
+            thread::spawn(move || lazy.ctx.clone())
+        };
+        let mine = lazy.ctx.clone();
+        let theirs = other.join().unwrap();
+        // Both are the installed node: the loser's was ended when it lost.
+        assert_eq!(mine.err(), None);
+        assert_eq!(theirs.err(), None);
+        let lazy = Arc::try_unwrap(lazy).ok().unwrap();
+        // SAFETY: the other thread has finished; nothing else uses the child.
+        unsafe { lazy.end() };
+        // The call returned: its context ended, in every clone.
+        assert_eq!(mine.err(), Some(Error::Canceled));
+        assert_eq!(theirs.err(), Some(Error::Canceled));
+        drop(handle);
+        // loom fails the model if a node (the loser's included) is leaked.
+    });
+}
+
+#[test]
+fn two_threads_make_the_nodes_of_nested_lazy_children() {
+    model(|| {
+        let (parent, handle) = Context::background().with_cancel();
+        let outer = SharedLazy::new(parent, Duration::MAX);
+        let inner = Arc::new(SharedLazy::nested(&outer));
+        let outer = Arc::new(outer);
+        // One thread makes the inner child's node (and so the outer's first), the other the
+        // outer's.
+        let other = {
+            let outer = outer.clone();
+            thread::spawn(move || outer.ctx.clone())
+        };
+        let inner_clone = inner.ctx.clone();
+        let outer_clone = other.join().unwrap();
+        assert_eq!(inner_clone.err(), None);
+        assert_eq!(outer_clone.err(), None);
+        // The parent's cancel reaches both through the tree.
+        handle.cancel_with_cause("parent");
+        assert_eq!(inner_clone.err(), Some(Error::Canceled));
+        assert_eq!(inner_clone.cause().unwrap().to_string(), "parent");
+        assert_eq!(outer_clone.cause().unwrap().to_string(), "parent");
+        let inner = Arc::try_unwrap(inner).ok().unwrap();
+        // SAFETY: nothing uses the inner child any more.
+        unsafe { inner.end() };
+        let outer = Arc::try_unwrap(outer).ok().unwrap();
+        // SAFETY: the other thread has finished and the inner child is gone.
+        unsafe { outer.end() };
+    });
+}
+
+#[test]
+fn a_lazy_childs_clone_racing_its_parents_cancel() {
+    model(|| {
+        let (parent, handle) = Context::background().with_cancel();
+        let lazy = Arc::new(SharedLazy::new(parent, Duration::MAX));
+        let other = {
+            let lazy = lazy.clone();
+            thread::spawn(move || lazy.ctx.clone())
+        };
+        handle.cancel();
+        // Whether the clone was made before or after the cancel, it has ended with it.
+        let clone = other.join().unwrap();
+        assert_eq!(clone.err(), Some(Error::Canceled));
+        assert_eq!(lazy.ctx.err(), Some(Error::Canceled));
+        let lazy = Arc::try_unwrap(lazy).ok().unwrap();
+        // SAFETY: the other thread has finished; nothing else uses the child.
+        unsafe { lazy.end() };
+    });
+}
+
+#[test]
+fn a_lazy_child_watching_its_parent_racing_the_parents_cancel() {
+    model(|| {
+        let (parent, handle) = Context::background().with_cancel();
+        // A deadline of its own, far away: the child watches its parent (the parent's cancel
+        // records when it happened), unless the parent has already ended, and then its node
+        // is made at once.
+        let maker = thread::spawn(move || {
+            let lazy = SharedLazy::new(parent, Duration::from_secs(3600));
+            let seen = lazy.ctx.err();
+            (lazy, seen)
+        });
+        handle.cancel_with_cause("parent");
+        let (lazy, seen) = maker.join().unwrap();
+        assert!(seen.is_none() || seen == Some(Error::Canceled));
+        // Whichever came first, the child has ended with its parent, cause included, and so
+        // has a clone of it.
+        assert_eq!(lazy.ctx.err(), Some(Error::Canceled));
+        assert_eq!(lazy.ctx.cause().unwrap().to_string(), "parent");
+        assert_eq!(lazy.ctx.clone().cause().unwrap().to_string(), "parent");
+        // SAFETY: the other thread has finished; nothing else uses the child.
+        unsafe { lazy.end() };
     });
 }

@@ -124,14 +124,13 @@ fn expand(
         }
     };
 
-    // The child context, and the `race` that suits it.
-    let (child, guard) = (local("__ctx_child"), local("__ctx_guard"));
+    // The child context (kept on the stack, made a node of the tree only if the body needs
+    // one), and the `race` that suits it.
+    let lazy = local("__ctx_lazy");
     let derive = |call: TokenStream| {
         quote! {
-            // Guard first: the child context is dropped before the guard, so that a guard that
-            // is then the node's only owner frees it without ending it observably.
-            let (#guard, #child) = #call;
-            let #ctx: &#private::Context = &#child;
+            let #lazy = #private::pin!(#call);
+            let #ctx: &#private::Context = #private::Lazy::context(#lazy);
         }
     };
     let (setup, race) = match (&options.timeout, &options.deadline) {
@@ -141,7 +140,7 @@ fn expand(
                 let duration =
                     quote_spanned!(blame(*span)=> #krate::__private::Duration::new(#secs, #nanos));
                 (
-                    derive(quote!(#private::with_timeout(#parent, #duration))),
+                    derive(quote!(#private::Lazy::timeout(#parent, #duration))),
                     quote!(race),
                 )
             }
@@ -151,7 +150,7 @@ fn expand(
                 let eval = quote_spanned!(blame(expr.span())=>
                     let #var: #krate::__private::Duration = #expr;
                 );
-                let derive = derive(quote!(#private::with_timeout(#parent, #var)));
+                let derive = derive(quote!(#private::Lazy::timeout(#parent, #var)));
                 (quote!(#eval #derive), quote!(race))
             }
         },
@@ -161,7 +160,7 @@ fn expand(
             let eval = quote_spanned!(blame(expr.span())=>
                 let #var: #krate::__private::Instant = #expr;
             );
-            let derive = derive(quote!(#private::with_deadline(#parent, #var)));
+            let derive = derive(quote!(#private::Lazy::deadline(#parent, #var)));
             (quote!(#eval #derive), quote!(race))
         }
         // No option: the body races the caller's context itself.
@@ -381,11 +380,11 @@ mod tests {
         let expected = quote! {
             pub async fn load(ctx: &::ctx_core::Context, db: &Db) -> Result<Row, AppError> {
                 #![allow(unused)]
-                let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_timeout(
+                let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::timeout(
                     ::ctx_core::__private::Parent::parent(&ctx),
                     ::ctx_core::__private::Duration::new(5u64, 0u32)
-                );
-                let ctx: &::ctx_core::__private::Context = &__ctx_child;
+                ));
+                let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
                 ::ctx_core::__private::finish::<Result<Row, AppError> >(
                     ::ctx_core::__private::race(ctx, async move {
                         #[allow(

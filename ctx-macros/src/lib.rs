@@ -54,6 +54,10 @@ use proc_macro::TokenStream;
 ///   dropped at the `.await` where it waits, and the fn returns the context's error (see
 ///   [Return types](#return-types)). When the fn returns, the child is cancelled, as Go's
 ///   `defer cancel()` would do.
+/// - The child costs what `tokio::time::timeout` costs when the body is ready at once (a clock
+///   reading, no allocation): it becomes a node of the context tree, one allocation, only when
+///   the body is pending, clones `ctx` or derives from it, or finds it ended. It behaves the
+///   same either way.
 /// - Everything else about the fn stays: visibility, attributes and doc comments, generics,
 ///   lifetimes, `where` clauses, `impl Trait` and pattern parameters, `self` in every form,
 ///   `unsafe`, and `return` and `?` in the body. The future is `Send` exactly when the body's
@@ -89,13 +93,14 @@ use proc_macro::TokenStream;
 /// # pub enum AppError { Stopped }
 /// # impl From<ctx_core::Error> for AppError { fn from(_: ctx_core::Error) -> Self { AppError::Stopped } }
 /// pub async fn load(ctx: &::ctx_core::Context, db: &Db) -> Result<Row, AppError> {
-///     // The child context, and the handle that cancels it when the fn returns.
-///     let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_timeout(
+///     // The child context, on this fn's stack: it becomes a node of the context tree (one
+///     // allocation) only if the body needs one, and it is cancelled when the fn returns.
+///     let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::timeout(
 ///         ::ctx_core::__private::Parent::parent(&ctx),    // `&Context` or `Context`
 ///         ::ctx_core::__private::Duration::new(5, 0),     // "5s", parsed at compile time
-///     );
+///     ));
 ///     // From here on, `ctx` is the child.
-///     let ctx: &::ctx_core::__private::Context = &__ctx_child;
+///     let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
 ///     // `race`: `Ok(body's value)`, or `Err(ctx_core::Error)` if `ctx` ends first (the body
 ///     // never starts if it already has). `finish`: that error as `AppError::from(err)`.
 ///     ::ctx_core::__private::finish::<Result<Row, AppError>>(
@@ -186,11 +191,11 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # const _: &str = stringify! {
-/// let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_timeout(
+/// let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::timeout(
 ///     ::ctx_core::__private::Parent::parent(&ctx),
 ///     ::ctx_core::__private::Duration::new(90u64, 0u32),
-/// );
-/// let ctx: &::ctx_core::__private::Context = &__ctx_child;
+/// ));
+/// let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
 /// # };
 /// ```
 ///
@@ -231,11 +236,11 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// let __ctx_timeout: ::ctx_core::__private::Duration = self.limit * attempts;
-/// let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_timeout(
+/// let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::timeout(
 ///     ::ctx_core::__private::Parent::parent(&ctx),
 ///     __ctx_timeout,
-/// );
-/// let ctx: &::ctx_core::__private::Context = &__ctx_child;
+/// ));
+/// let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
 /// # };
 /// ```
 ///
@@ -267,11 +272,11 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// let __ctx_deadline: ::ctx_core::__private::Instant = started + Duration::from_secs(30);
-/// let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_deadline(
+/// let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::deadline(
 ///     ::ctx_core::__private::Parent::parent(&ctx),
 ///     __ctx_deadline,
-/// );
-/// let ctx: &::ctx_core::__private::Context = &__ctx_child;
+/// ));
+/// let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
 /// # };
 /// ```
 ///
@@ -299,11 +304,11 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// async fn has_deadline(parent: &Context) -> ::core::result::Result<bool, ::ctx_core::Error> {
-///     let (__ctx_guard, __ctx_child) = ::ctx_core::__private::with_timeout(
+///     let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::timeout(
 ///         ::ctx_core::__private::Parent::parent(&parent),
 ///         ::ctx_core::__private::Duration::new(1u64, 0u32),
-///     );
-///     let parent: &::ctx_core::__private::Context = &__ctx_child;
+///     ));
+///     let parent: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
 ///     ::ctx_core::__private::race(parent, async move { parent.deadline().is_some() }).await
 /// }
 /// # };
@@ -337,11 +342,11 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// async fn answer(ctx: &runtime::ctx::Context) -> ::core::result::Result<u8, runtime::ctx::Error> {
-///     let (__ctx_guard, __ctx_child) = runtime::ctx::__private::with_timeout(
+///     let __ctx_lazy = runtime::ctx::__private::pin!(runtime::ctx::__private::Lazy::timeout(
 ///         runtime::ctx::__private::Parent::parent(&ctx),
 ///         runtime::ctx::__private::Duration::new(1u64, 0u32),
-///     );
-///     let ctx: &runtime::ctx::__private::Context = &__ctx_child;
+///     ));
+///     let ctx: &runtime::ctx::__private::Context = runtime::ctx::__private::Lazy::context(__ctx_lazy);
 ///     runtime::ctx::__private::race(ctx, async move { 42 }).await
 /// }
 /// # };

@@ -477,3 +477,274 @@ async fn the_future_is_send_when_the_body_is() {
     }));
     assert_eq!(task.await.unwrap(), Ok(7));
 }
+
+// The child of a call with a `timeout` or a `deadline` is kept on the call's stack and made a
+// node of the tree only when something needs one (a clone, a derivation, `done()`, an
+// after-func, a pending body). Whichever way it goes, it behaves as a child derived with
+// `with_timeout`: these tests run under each kind of parent.
+
+/// The parents a call can have: nothing to end it, one that can be cancelled, one with a
+/// deadline (earlier than some attributes' here, later than others'), one carrying a value.
+/// (Their handles are returned to keep them alive.)
+fn parents() -> Vec<(&'static str, Context, Option<ctx_core::CancelHandle>)> {
+    let (cancelable, cancel) = Context::background().with_cancel();
+    let (sooner, sooner_handle) = Context::background().with_timeout(Duration::from_secs(30));
+    let (valued, valued_handle) = Context::background().with_value(7u64).with_cancel();
+    vec![
+        ("background", Context::background(), None),
+        ("a live with_cancel parent", cancelable, Some(cancel)),
+        ("a parent with a 30 s deadline", sooner, Some(sooner_handle)),
+        ("a parent with a value", valued, Some(valued_handle)),
+    ]
+}
+
+/// A task that waits for a context to end.
+struct Waiting(tokio::task::JoinHandle<Error>);
+
+/// Hands a clone of its context to a task that waits for it to end, and returns at once.
+#[cancellable(timeout = "1h")]
+async fn hand_off() -> Waiting {
+    let child = ctx.clone();
+    Waiting(tokio::spawn(async move { child.done().await }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_handed_to_a_task_ends_when_the_call_returns() {
+    for (name, parent, _handle) in parents() {
+        let Waiting(task) = hand_off(&parent).await.unwrap();
+        assert_eq!(task.await.unwrap(), Error::Canceled, "under {name}");
+        assert_eq!(parent.err(), None, "the call ended its parent ({name})");
+    }
+}
+
+#[cancellable(timeout = "1h")]
+async fn request_id() -> Option<u64> {
+    ctx.value::<u64>().copied()
+}
+
+#[cancellable(timeout = "2h")]
+async fn request_id_nested() -> Option<u64> {
+    let through_a_clone = request_id(&ctx.clone()).await.unwrap();
+    assert_eq!(request_id(ctx).await.unwrap(), through_a_clone);
+    through_a_clone
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_body_sees_the_callers_values() {
+    for (name, parent, _handle) in parents() {
+        let expected = (name == "a parent with a value").then_some(7);
+        assert_eq!(request_id(&parent).await, Ok(expected), "under {name}");
+        assert_eq!(
+            request_id_nested(&parent).await,
+            Ok(expected),
+            "under {name}"
+        );
+    }
+}
+
+/// Returns a clone of its context, and what it saw of it.
+#[cancellable(timeout = "1h")]
+async fn inner_clone() -> (Context, Option<Instant>) {
+    (ctx.clone(), ctx.deadline())
+}
+
+#[cancellable(timeout = "10s")]
+async fn outer_of_clone() -> (Context, Option<Instant>, Option<Error>) {
+    let (inner, seen) = inner_clone(ctx).await.unwrap();
+    // The inner call has returned: its child has ended, this one has not.
+    assert_eq!(inner.err(), Some(Error::Canceled));
+    (inner, seen, ctx.err())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_call_derives_from_the_outer_calls_child() {
+    let start = Instant::now();
+    for (name, parent, _handle) in parents() {
+        let (inner, seen, outer_err) = outer_of_clone(&parent).await.unwrap();
+        // The outer call's 10 s, nearer than every parent's.
+        let nearer = start + Duration::from_secs(10);
+        assert_eq!(seen, Some(nearer), "under {name}");
+        assert_eq!(inner.deadline(), Some(nearer), "under {name}");
+        assert_eq!(outer_err, None, "under {name}");
+        assert_eq!(inner.err(), Some(Error::Canceled), "under {name}");
+    }
+}
+
+/// Makes its (and the outer call's) node by cloning, then cancels the caller's parent.
+#[cancellable(timeout = "2h")]
+async fn inner_cancels(handle: &ctx_core::CancelHandle) -> (Context, Option<Error>) {
+    let clone = ctx.clone();
+    handle.cancel_with_cause("caller gone");
+    (clone, ctx.err())
+}
+
+#[cancellable(timeout = "1h")]
+async fn outer_cancels(handle: &ctx_core::CancelHandle) -> (Context, Option<Error>, Option<Error>) {
+    let (inner, inner_err) = inner_cancels(ctx, handle).await.unwrap();
+    (inner, inner_err, ctx.err())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parent_cancelled_inside_nested_calls_ends_both_with_its_cause() {
+    let (with_cancel, handle) = Context::background().with_cancel();
+    let (sooner, sooner_handle) = Context::background().with_timeout(Duration::from_secs(30));
+    for (name, parent, handle) in [
+        ("a live with_cancel parent", with_cancel, handle),
+        ("a parent with a 30 s deadline", sooner, sooner_handle),
+    ] {
+        let (inner, inner_err, outer_err) = outer_cancels(&parent, &handle).await.unwrap();
+        assert_eq!(inner_err, Some(Error::Canceled), "under {name}");
+        assert_eq!(outer_err, Some(Error::Canceled), "under {name}");
+        assert_eq!(
+            inner.cause().unwrap().to_string(),
+            "caller gone",
+            "under {name}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pending_body_stops_at_the_nearer_deadline_or_the_parents_cancel() {
+    for (name, parent, handle) in parents() {
+        let start = Instant::now();
+        let progress = Progress::default();
+        let result = step_within_5s(&parent, &progress, HOUR).await;
+        assert_eq!(result, Err(Error::DeadlineExceeded), "under {name}");
+        assert_eq!(start.elapsed(), Duration::from_secs(5), "under {name}");
+        assert!(progress.started() && !progress.finished() && progress.dropped());
+
+        let Some(handle) = handle else { continue };
+        let progress = Arc::new(Progress::default());
+        let task = tokio::spawn({
+            let (parent, progress) = (parent.clone(), progress.clone());
+            async move { step_within_5s(&parent, &progress, HOUR).await }
+        });
+        sleep(Duration::from_secs(1)).await;
+        handle.cancel();
+        assert_eq!(task.await.unwrap(), Err(Error::Canceled), "under {name}");
+        assert!(progress.started() && !progress.finished() && progress.dropped());
+    }
+
+    // A parent whose deadline comes before the attribute's: the body stops at the parent's.
+    let (sooner, _handle) = Context::background().with_timeout(Duration::from_secs(3));
+    let start = Instant::now();
+    let result = step_within_5s(&sooner, &Progress::default(), HOUR).await;
+    assert_eq!(result, Err(Error::DeadlineExceeded));
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[cancellable(timeout = "1h")]
+async fn register_after_func(ran: Arc<AtomicBool>) -> ctx_core::AfterFunc {
+    ctx.after_func(move || ran.store(true, Ordering::SeqCst))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_after_func_registered_in_the_body_runs_when_the_call_returns() {
+    for (name, parent, _handle) in parents() {
+        let ran = Arc::new(AtomicBool::new(false));
+        let after = register_after_func(&parent, ran.clone()).await.unwrap();
+        assert!(ran.load(Ordering::SeqCst), "under {name}");
+        assert!(!after.stop(), "under {name}");
+    }
+}
+
+// The real clock, for what a paused clock cannot show: time passing while a body runs without
+// ever being pending (the child then has no node until it is looked at).
+
+/// Runs past its deadline without an `.await`, then looks at its context.
+#[cancellable(timeout = limit)]
+async fn overrun(limit: Duration) -> (Option<Error>, Option<Error>, String) {
+    std::thread::sleep(limit * 2);
+    let err = ctx.err();
+    let clone = ctx.clone();
+    (err, clone.err(), ctx.cause().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn a_deadline_passed_in_the_body_is_seen_alike_by_the_context_and_its_clones() {
+    for (name, parent, _handle) in parents() {
+        let (err, clone_err, cause) = overrun(&parent, Duration::from_millis(20)).await.unwrap();
+        assert_eq!(err, Some(Error::DeadlineExceeded), "under {name}");
+        assert_eq!(clone_err, err, "under {name}");
+        assert_eq!(cause, "context deadline exceeded", "under {name}");
+    }
+}
+
+/// Cancels the caller's parent and lets its own deadline pass, in the order asked, without an
+/// `.await`; reports what the child says, and whether the cancel returned before the deadline.
+#[cancellable(timeout = limit)]
+async fn cancel_and_overrun(
+    limit: Duration,
+    handle: &ctx_core::CancelHandle,
+    cancel_first: bool,
+) -> (Option<Error>, Option<Error>, String, bool) {
+    let deadline = ctx.deadline().unwrap();
+    let mut cancelled_before_the_deadline = false;
+    if cancel_first {
+        handle.cancel_with_cause("caller gone");
+        cancelled_before_the_deadline = Instant::now() < deadline;
+    }
+    std::thread::sleep(limit * 2);
+    if !cancel_first {
+        handle.cancel_with_cause("caller gone");
+    }
+    let err = ctx.err();
+    let clone = ctx.clone();
+    (
+        err,
+        clone.err(),
+        ctx.cause().unwrap().to_string(),
+        cancelled_before_the_deadline,
+    )
+}
+
+#[tokio::test]
+async fn a_parents_cancel_and_the_deadline_in_one_synchronous_stretch_keep_their_order() {
+    let limit = Duration::from_millis(50);
+    // The deadline first, the cancel after: the deadline decided (API rule 1).
+    let (parent, handle) = Context::background().with_cancel();
+    let (err, clone_err, cause, _) = cancel_and_overrun(&parent, limit, &handle, false)
+        .await
+        .unwrap();
+    assert_eq!(err, Some(Error::DeadlineExceeded));
+    assert_eq!(clone_err, err);
+    assert_eq!(cause, "context deadline exceeded");
+
+    // The cancel first: it decided, with its cause (unless this machine stalled for the whole
+    // 50 ms before the cancel returned, and then the deadline came first after all).
+    let (parent, handle) = Context::background().with_cancel();
+    let (err, clone_err, cause, cancel_came_first) =
+        cancel_and_overrun(&parent, limit, &handle, true)
+            .await
+            .unwrap();
+    assert_eq!(clone_err, err);
+    if cancel_came_first {
+        assert_eq!(err, Some(Error::Canceled));
+        assert_eq!(cause, "caller gone");
+    } else {
+        assert_eq!(err, Some(Error::DeadlineExceeded));
+    }
+}
+
+/// Runs past its deadline and its parent's without an `.await`, then reports its cause.
+#[cancellable(timeout = limit)]
+async fn overrun_both(limit: Duration, parents_limit: Duration) -> (Option<Error>, String) {
+    std::thread::sleep(limit.max(parents_limit) * 2);
+    (ctx.err(), ctx.cause().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn of_two_deadlines_passed_in_the_body_the_earlier_gives_the_cause() {
+    let short = Duration::from_millis(10);
+    let long = Duration::from_millis(100);
+    // The attribute's deadline is the earlier: the child's own, with no cause of its own.
+    let (parent, _handle) = Context::background().with_timeout_cause(long, "slow parent");
+    let (err, cause) = overrun_both(&parent, short, long).await.unwrap();
+    assert_eq!(err, Some(Error::DeadlineExceeded));
+    assert_eq!(cause, "context deadline exceeded");
+    // The parent's is the earlier: the child ends with the parent, and its cause.
+    let (parent, _handle) = Context::background().with_timeout_cause(short, "slow parent");
+    let (err, cause) = overrun_both(&parent, long, short).await.unwrap();
+    assert_eq!(err, Some(Error::DeadlineExceeded));
+    assert_eq!(cause, "slow parent");
+}

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Waker};
 use std::time::Duration;
 
-use ctx_core::{CancelHandle, Context};
+use ctx_core::{CancelHandle, Context, Error, cancellable};
 
 mod support;
 
@@ -29,6 +29,16 @@ fn poll_once(fut: impl Future) {
     let mut fut = pin!(fut);
     let mut cx = TaskContext::from_waker(Waker::noop());
     assert!(fut.as_mut().poll(&mut cx).is_pending());
+}
+
+/// Polls `fut` once, which must complete it.
+fn poll_ready<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("the future is pending"),
+    }
 }
 
 const TEN_MILLION: usize = 10_000_000;
@@ -177,8 +187,67 @@ fn deriving_is_one_allocation_and_ending_without_a_cause_allocates_nothing() {
     }
 }
 
+/// A body that is ready at once and looks at its context without keeping it.
+#[cancellable(timeout = "5s")]
+async fn ready_within_5s(x: u64) -> u64 {
+    let seen = (ctx.err(), ctx.is_done(), ctx.deadline(), ctx.value::<u64>());
+    assert!(seen.0.is_none() && !seen.1 && seen.2.is_some());
+    x + seen.3.copied().unwrap_or(0)
+}
+
+/// The same behind another `#[cancellable]` call: the inner child's parent is a lazy child too.
+#[cancellable(timeout = "1h")]
+async fn ready_nested(x: u64) -> Result<u64, Error> {
+    ready_within_5s(ctx, x).await
+}
+
+#[cancellable(deadline = at)]
+async fn ready_until(at: tokio::time::Instant) -> bool {
+    ctx.deadline() == Some(at)
+}
+
+fn a_cancellable_call_whose_body_is_ready_allocates_nothing() {
+    let background = Context::background();
+    let with_value = background.with_value(1u64);
+    // A parent that can be cancelled, with no deadline, a later one, or an earlier one (then
+    // the child's end is the parent's).
+    let (live, _live_handle) = background.with_cancel();
+    let (later, _later_handle) = background.with_timeout(Duration::from_secs(3600));
+    let (sooner, _sooner_handle) = background.with_timeout(Duration::from_secs(1));
+    let at = tokio::time::Instant::now() + Duration::from_secs(60);
+    // Warm up (the clock's first reading, thread-locals).
+    poll_ready(ready_within_5s(&background, 1)).unwrap();
+    for (name, parent) in [
+        ("background", &background),
+        ("a parent with a value", &with_value),
+        ("a live with_cancel parent", &live),
+        ("a parent with a later deadline", &later),
+        ("a parent with an earlier deadline", &sooner),
+    ] {
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let value = poll_ready(ready_within_5s(parent, 1)).unwrap();
+        let nested = poll_ready(ready_nested(parent, 1)).unwrap();
+        let until = poll_ready(ready_until(parent, at)).unwrap();
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::SeqCst) - before,
+            0,
+            "allocations of a ready call under {name}"
+        );
+        assert_eq!(
+            (value, nested),
+            if name == "a parent with a value" {
+                (2, 2)
+            } else {
+                (1, 1)
+            }
+        );
+        assert_eq!(until, name != "a parent with an earlier deadline");
+    }
+}
+
 #[test]
 fn memory_rules() {
+    a_cancellable_call_whose_body_is_ready_allocates_nothing();
     deriving_is_one_allocation_and_ending_without_a_cause_allocates_nothing();
     // Cheapest first, so that a failure is reported quickly.
     background_allocates_nothing();

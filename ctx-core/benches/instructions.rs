@@ -1,0 +1,107 @@
+//! A driver for instruction counts under callgrind, where the timed benchmark (`compare`) is too
+//! noisy on a shared machine: runs one case exactly `N` times and exits.
+//!
+//! ```text
+//! cargo bench -p ctx-core --bench instructions --no-run      # prints the binary's path
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null BINARY CASE 10000
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null BINARY CASE 20000
+//! ```
+//!
+//! Instructions per op = (second total − first total) / 10,000: the difference cancels the
+//! start-up, the runtime's construction and everything else outside the loop. Cases (the ops of
+//! `compare`'s cases of the same names):
+//!
+//! - `cancellable_call_ready`: a `#[cancellable(timeout = "5s")]` fn whose body is ready at
+//!   once, called with `background()` as the parent;
+//! - `cancellable_call_ready_cancelable_parent`: the same with a live `with_cancel` parent;
+//! - `tokio_timeout_ready`: the same body in `tokio::time::timeout(5s, ..)`;
+//! - `run_ready`: `ctx.run(ready future).await` on a live `with_cancel` context;
+//! - `err_check_live`: `ctx.err()` on a live `with_cancel` context;
+//! - `value_lookup_depth_10_miss`: `ctx.value::<Missing>()` through 10 `with_value` layers;
+//! - `with_cancel_cancel`: `background().with_cancel()`, then cancel, both dropped;
+//! - `with_timeout_cancel`: the same with `with_timeout(1h)`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use ctx_core::Context;
+
+#[ctx_core::cancellable(timeout = "5s")]
+async fn ready_call(x: u64) -> Result<u64, ctx_core::Error> {
+    Ok(black_box(x) + 1)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (case, n) = match args.as_slice() {
+        [case, n] => (case.as_str(), n.parse::<u64>().expect("N is a number")),
+        // `cargo bench` runs every bench target with `--bench`: nothing to time here.
+        _ => {
+            eprintln!("usage: instructions CASE N (see the source for the cases)");
+            return;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime");
+    let background = Context::background();
+    let (live, _handle) = Context::background().with_cancel();
+    // One loop per case, so that choosing the case is not part of the op.
+    rt.block_on(async {
+        match case {
+            "cancellable_call_ready" => {
+                for x in 0..n {
+                    black_box(ready_call(&background, x).await.ok());
+                }
+            }
+            "cancellable_call_ready_cancelable_parent" => {
+                for x in 0..n {
+                    black_box(ready_call(&live, x).await.ok());
+                }
+            }
+            "tokio_timeout_ready" => {
+                for x in 0..n {
+                    let body = async move { Ok::<u64, ctx_core::Error>(black_box(x) + 1) };
+                    black_box(tokio::time::timeout(Duration::new(5, 0), body).await.ok());
+                }
+            }
+            "run_ready" => {
+                for x in 0..n {
+                    black_box(live.run(async move { black_box(x) }).await.ok());
+                }
+            }
+            "err_check_live" => {
+                for _ in 0..n {
+                    black_box(black_box(&live).err());
+                }
+            }
+            "value_lookup_depth_10_miss" => {
+                struct Missing;
+                let mut ctx = background.clone();
+                for i in 0..10u64 {
+                    ctx = ctx.with_value(i);
+                }
+                for _ in 0..n {
+                    black_box(black_box(&ctx).value::<Missing>());
+                }
+            }
+            "with_cancel_cancel" => {
+                for _ in 0..n {
+                    let (ctx, handle) = Context::background().with_cancel();
+                    handle.cancel();
+                    black_box(ctx);
+                }
+            }
+            "with_timeout_cancel" => {
+                for _ in 0..n {
+                    let (ctx, handle) =
+                        Context::background().with_timeout(Duration::from_secs(3600));
+                    handle.cancel();
+                    black_box(ctx);
+                }
+            }
+            other => panic!("unknown case {other:?}"),
+        }
+    });
+}
