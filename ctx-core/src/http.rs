@@ -513,10 +513,7 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 
 /// The layer's answer to a request whose context ended before the service answered.
 fn ended<B>(ctx: &Context, err: Error, grpc: bool) -> Response<ResponseBody<B>> {
-    let text = match ctx.cause() {
-        Some(cause) => cause.to_string(),
-        None => err.to_string(),
-    };
+    let text = ctx.cause_of_end(err).to_string();
     if grpc {
         return grpc_ended(ctx, err, &text);
     }
@@ -541,15 +538,20 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
-/// The gRPC answer: a "trailers-only" response (HTTP 200, no body) whose `grpc-status` is
-/// `DEADLINE_EXCEEDED` (4) for a deadline, `UNAVAILABLE` (14) for a server shutting down and
-/// `CANCELLED` (1) otherwise, with the cause as `grpc-message`.
+/// The gRPC status code for `ctx`, which ended with `err`: `DEADLINE_EXCEEDED` (4) for a
+/// deadline, `UNAVAILABLE` (14) for a server shutting down ([`RequestEnd::ShuttingDown`]), which
+/// a client may retry elsewhere, and `CANCELLED` (1) otherwise.
+pub(crate) fn grpc_code(ctx: &Context, err: Error) -> i32 {
+    match (err, RequestEnd::of(ctx)) {
+        (Error::DeadlineExceeded, _) => 4,
+        (Error::Canceled, Some(RequestEnd::ShuttingDown)) => 14,
+        (Error::Canceled, _) => 1,
+    }
+}
+
+/// The gRPC answer: a "trailers-only" response (HTTP 200, no body) with
+/// [`grpc_code`] as `grpc-status` and the cause as `grpc-message`.
 fn grpc_ended<B>(ctx: &Context, err: Error, text: &str) -> Response<ResponseBody<B>> {
-    let code = match (err, RequestEnd::of(ctx)) {
-        (Error::DeadlineExceeded, _) => "4",
-        (Error::Canceled, Some(RequestEnd::ShuttingDown)) => "14",
-        (Error::Canceled, _) => "1",
-    };
     // The spec's percent-encoding: printable ASCII as is, except `%`.
     let mut message = String::with_capacity(text.len());
     for byte in text.bytes() {
@@ -565,7 +567,7 @@ fn grpc_ended<B>(ctx: &Context, err: Error, text: &str) -> Response<ResponseBody
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    headers.insert("grpc-status", HeaderValue::from_static(code));
+    headers.insert("grpc-status", HeaderValue::from(grpc_code(ctx, err)));
     if let Ok(message) = HeaderValue::from_str(&message) {
         headers.insert("grpc-message", message);
     }

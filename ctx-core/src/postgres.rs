@@ -42,7 +42,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -99,8 +99,10 @@ impl Error {
     }
 
     fn ended(ctx: &Context, err: crate::Error) -> Error {
-        let cause = ctx.cause().unwrap_or_else(|| Arc::new(err));
-        Error::Context { err, cause }
+        Error::Context {
+            err,
+            cause: ctx.cause_of_end(err),
+        }
     }
 }
 

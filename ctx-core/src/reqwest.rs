@@ -70,8 +70,10 @@ pub enum Error {
 impl Error {
     /// The error for a `ctx` that has ended with `err`.
     fn ended(ctx: &Context, err: crate::Error) -> Error {
-        let cause = ctx.cause().unwrap_or_else(|| std::sync::Arc::new(err));
-        Error::Context { err, cause }
+        Error::Context {
+            err,
+            cause: ctx.cause_of_end(err),
+        }
     }
 
     /// The context error, if the context's end is what stopped the request.

@@ -125,8 +125,10 @@ impl Error {
     }
 
     fn ended(ctx: &Context, err: crate::Error) -> Error {
-        let cause = ctx.cause().unwrap_or_else(|| Arc::new(err));
-        Error::Context { err, cause }
+        Error::Context {
+            err,
+            cause: ctx.cause_of_end(err),
+        }
     }
 }
 

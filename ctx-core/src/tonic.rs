@@ -45,7 +45,7 @@ use std::future::Future;
 
 use tonic::{Code, IntoRequest, Request, Response, Status};
 
-use crate::http::RequestEnd;
+use crate::http::grpc_code;
 use crate::propagate::time_left;
 use crate::{Context, Error};
 
@@ -114,7 +114,7 @@ where
 }
 
 /// The [`Status`] for `ctx`, which ended with `err`: `DEADLINE_EXCEEDED` for a deadline;
-/// `UNAVAILABLE` for a server shutting down ([`RequestEnd::ShuttingDown`]); `CANCELLED`
+/// `UNAVAILABLE` for a server shutting down ([`RequestEnd::ShuttingDown`](crate::http::RequestEnd::ShuttingDown)); `CANCELLED`
 /// otherwise. The message is the cause's text ([`ctx.cause()`](Context::cause)). Go:
 /// `status.FromContextError(ctx.Err())`, with the cause.
 ///
@@ -128,16 +128,10 @@ where
 /// assert_eq!((status.code(), status.message()), (Code::Cancelled, "batch aborted"));
 /// ```
 pub fn status(ctx: &Context, err: Error) -> Status {
-    let code = match (err, RequestEnd::of(ctx)) {
-        (Error::DeadlineExceeded, _) => Code::DeadlineExceeded,
-        (Error::Canceled, Some(RequestEnd::ShuttingDown)) => Code::Unavailable,
-        (Error::Canceled, _) => Code::Cancelled,
-    };
-    let message = match ctx.cause() {
-        Some(cause) => cause.to_string(),
-        None => err.to_string(),
-    };
-    Status::new(code, message)
+    Status::new(
+        Code::from_i32(grpc_code(ctx, err)),
+        ctx.cause_of_end(err).to_string(),
+    )
 }
 
 /// `DEADLINE_EXCEEDED` or `CANCELLED`, with the error's text: what a `#[cancellable]` fn that
