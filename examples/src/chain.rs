@@ -95,6 +95,40 @@ pub mod proto {
     }
 }
 
+impl From<Album> for proto::Album {
+    fn from(album: Album) -> proto::Album {
+        let Album {
+            id,
+            title,
+            artist,
+            price,
+        } = album;
+        proto::Album {
+            id,
+            title,
+            artist,
+            price,
+        }
+    }
+}
+
+impl From<proto::Album> for Album {
+    fn from(album: proto::Album) -> Album {
+        let proto::Album {
+            id,
+            title,
+            artist,
+            price,
+        } = album;
+        Album {
+            id,
+            title,
+            artist,
+            price,
+        }
+    }
+}
+
 const SLOW_ALBUMS: &str = "/ctx.demo.Catalog/SlowAlbums";
 
 // ---------------------------------------------------------------------------------------------
@@ -138,15 +172,7 @@ impl Catalog {
         );
         let albums = self.ask_albums(&ctx, seconds).await?;
         Ok(tonic::Response::new(proto::AlbumList {
-            albums: albums
-                .into_iter()
-                .map(|a| proto::Album {
-                    id: a.id,
-                    title: a.title,
-                    artist: a.artist,
-                    price: a.price,
-                })
-                .collect(),
+            albums: albums.into_iter().map(proto::Album::from).collect(),
         }))
     }
 
@@ -296,17 +322,7 @@ async fn edge_slow_albums(
     let albums = slow_albums(&ctx, &edge.catalog, slow.seconds)
         .await
         .map_err(EdgeError)?;
-    Ok(Json(
-        albums
-            .into_iter()
-            .map(|a| Album {
-                id: a.id,
-                title: a.title,
-                artist: a.artist,
-                price: a.price,
-            })
-            .collect(),
-    ))
+    Ok(Json(albums.into_iter().map(Album::from).collect()))
 }
 
 // ---------------------------------------------------------------------------------------------
