@@ -85,14 +85,20 @@ fn public_types_have_the_usual_traits() {
 // ---------------------------------------------------------------------------------------------
 // HTTP/1.1: a raw TCP client goes away mid-request.
 
-#[tokio::test]
-async fn http1_client_closes_socket_mid_request() {
-    let mut server = Server::start(None).await;
+/// Sends `GET /wait` on a raw socket: the socket, and the context of the handler it started.
+async fn waiting_request(server: &mut Server) -> (TcpStream, Context) {
     let mut sock = TcpStream::connect(server.addr).await.unwrap();
     sock.write_all(b"GET /wait HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
     let ctx = server.started().await;
+    (sock, ctx)
+}
+
+#[tokio::test]
+async fn http1_client_closes_socket_mid_request() {
+    let mut server = Server::start(None).await;
+    let (sock, ctx) = waiting_request(&mut server).await;
     assert_eq!(ctx.err(), None);
 
     let t0 = std::time::Instant::now();
@@ -107,11 +113,7 @@ async fn http1_client_closes_socket_mid_request() {
 #[tokio::test]
 async fn http1_client_shuts_down_write_side_mid_request() {
     let mut server = Server::start(None).await;
-    let mut sock = TcpStream::connect(server.addr).await.unwrap();
-    sock.write_all(b"GET /wait HTTP/1.1\r\nhost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let ctx = server.started().await;
+    let (mut sock, ctx) = waiting_request(&mut server).await;
 
     let t0 = std::time::Instant::now();
     sock.shutdown().await.unwrap();
@@ -124,11 +126,7 @@ async fn http1_client_shuts_down_write_side_mid_request() {
 #[tokio::test]
 async fn http1_client_resets_connection_mid_request() {
     let mut server = Server::start(None).await;
-    let mut sock = TcpStream::connect(server.addr).await.unwrap();
-    sock.write_all(b"GET /wait HTTP/1.1\r\nhost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let ctx = server.started().await;
+    let (sock, ctx) = waiting_request(&mut server).await;
 
     let t0 = std::time::Instant::now();
     sock.set_zero_linger().unwrap();
