@@ -319,19 +319,6 @@ impl Context {
         }
     }
 
-    /// The cause of this context, which ended with `err`: [`cause()`](Self::cause), which is
-    /// `Some` once it has ended (`err` itself stands in, should it not be). What the
-    /// integrations report when a context stops their work.
-    #[cfg(any(
-        feature = "http",
-        feature = "reqwest",
-        feature = "sqlite",
-        feature = "postgres"
-    ))]
-    pub(crate) fn cause_of_end(&self, err: Error) -> Cause {
-        self.cause().unwrap_or_else(|| std::sync::Arc::new(err))
-    }
-
     /// Whether the context has ended: `self.err().is_some()`. Go: `select { case <-ctx.Done(): }`
     /// with a `default` branch.
     ///

@@ -98,31 +98,28 @@
 //!   [`Done`].
 //! - Nothing here blocks on I/O, and everything but waiting works outside a tokio runtime.
 //!
-//! # Databases
-//!
-//! With the `sqlite` feature, `ctx_core::sqlite::Db::call` runs rusqlite work under a context
-//! and interrupts it inside SQLite when the context ends. With the `postgres` feature,
-//! `ctx_core::postgres::Client` runs tokio-postgres queries under a context and cancels them on
-//! the server when it ends. Both leave the connection usable for the next query.
-//!
 //! Time is tokio's ([`tokio::time::Instant`]), so tests with a paused clock
 //! (`#[tokio::test(start_paused = true)]`) see deadlines pass in virtual time.
+//!
+//! # Integrations
+//!
+//! This crate is the runtime only: its dependencies are tokio and three small crates, whatever
+//! you integrate with. Each integration is a crate of its own, built on it; when a context
+//! stops their work, their errors wrap one [`ContextError`] (the context's error and cause).
+//!
+//! | crate | what it stops |
+//! | --- | --- |
+//! | `ctx-http` | a tower layer giving every request of a hyper, axum or tonic server a context, ended with a cause that says why (client disconnected, timed out, caller's deadline exceeded, server shutting down); the axum extractor (`axum` feature); the `grpc-timeout` codec that carries a deadline across processes |
+//! | `ctx-reqwest` | reqwest calls that carry their context's deadline, not sent or aborted when it ends |
+//! | `ctx-tonic` | tonic gRPC calls that carry their context's deadline and are reset when it ends |
+//! | `ctx-rusqlite` | rusqlite work, interrupted inside SQLite when its context ends |
+//! | `ctx-postgres` | tokio-postgres queries, cancelled in the server when their context ends |
 //!
 //! # Features
 //!
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `macros` | yes | [`#[cancellable]`](macro@cancellable) |
-//! | `http` | no | `ctx_core::http`: a tower layer that gives every request of a hyper, axum or tonic server a context, ended with a cause that says why (client disconnected, timed out, caller's deadline exceeded, server shutting down); its deadline is the nearer of the layer's timeout and the caller's `grpc-timeout` header |
-//! | `axum` | no | `http`, and `Context` as an axum extractor |
-//! | `reqwest` | no | `ctx_core::reqwest`: reqwest calls that carry their context's deadline (`grpc-timeout`), and are not sent, or are aborted, when their context ends |
-//! | `tonic` | no | `http`, and `ctx_core::tonic`: gRPC calls with tonic that carry their context's deadline and are reset when it ends; `Status` from a context error |
-//! | `sqlite` | no | `ctx_core::sqlite`: rusqlite work under a context, off the async threads, interrupted inside SQLite when the context ends (SQLite is bundled) |
-//! | `postgres` | no | `ctx_core::postgres`: tokio-postgres queries under a context, cancelled on the server when the context ends |
-//!
-//! Always present: [`propagate`], the `grpc-timeout` codec that carries a deadline across
-//! process boundaries. With `reqwest` or `tonic` on the calling side and `http`'s layer on the
-//! serving side, one deadline and one hang-up reach the bottom of a chain of services.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
@@ -135,39 +132,25 @@ extern crate self as ctx_core;
 
 mod after_func;
 mod context;
+mod context_error;
 mod done;
 mod error;
 mod group;
 mod handle;
-#[cfg(feature = "http")]
-#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub mod http;
+mod into_error;
 mod lazy;
-pub mod propagate;
-#[cfg(feature = "reqwest")]
-#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
-pub mod reqwest;
 mod sync;
-#[cfg(feature = "tonic")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
-pub mod tonic;
 mod tree;
 mod values;
 
 pub use after_func::AfterFunc;
 pub use context::Context;
+pub use context_error::ContextError;
 pub use done::{Done, Run};
 pub use error::{Cause, Error};
 pub use group::Group;
 pub use handle::CancelHandle;
-
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub mod sqlite;
-
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub mod postgres;
+pub use into_error::{FromImpl, IntoCancelError};
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
@@ -241,46 +224,28 @@ pub mod __private {
     }
 
     /// The declared return type of a `#[cancellable]` fn that returns a `Result`: says how a
-    /// context error becomes that type.
+    /// context error becomes that type. `M` is the marker of the [`IntoCancelError`] impl,
+    /// inferred.
     #[diagnostic::on_unimplemented(
         message = "`#[cancellable]` cannot return a context error as `{Self}`",
         label = "the error type of this `Result` needs `From<ctx_core::Error>`",
         note = "add `impl From<ctx_core::Error> for YourError`, or return a type that is not a `Result` to get `Result<T, ctx_core::Error>`"
     )]
-    pub trait CancelReturn: Sized {
+    pub trait CancelReturn<M>: Sized {
         /// The value returned when the context ends before the body completes.
         fn from_context_error(err: Error) -> Self;
     }
 
-    impl<T, E: IntoError> CancelReturn for Result<T, E> {
+    impl<T, E: crate::IntoCancelError<M>, M> CancelReturn<M> for Result<T, E> {
         #[inline]
         fn from_context_error(err: Error) -> Self {
-            Err(E::into_error(err))
-        }
-    }
-
-    /// An error type that a context error converts into.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` has no `From<ctx_core::Error>`, so `#[cancellable]` cannot return a context error as it",
-        label = "the error type of this `Result` needs `From<ctx_core::Error>`",
-        note = "add `impl From<ctx_core::Error> for {Self}` (for example a `Cancelled(ctx_core::Error)` variant)"
-    )]
-    pub trait IntoError {
-        /// Converts the context error.
-        fn into_error(err: Error) -> Self;
-    }
-
-    #[diagnostic::do_not_recommend]
-    impl<E: From<Error>> IntoError for E {
-        #[inline]
-        fn into_error(err: Error) -> Self {
-            E::from(err)
+            Err(E::into_cancel_error(err))
         }
     }
 
     /// The value of a `#[cancellable]` fn that returns `R: CancelReturn`.
     #[inline]
-    pub fn finish<R: CancelReturn>(raced: Result<R, Error>) -> R {
+    pub fn finish<R: CancelReturn<M>, M>(raced: Result<R, Error>) -> R {
         match raced {
             Ok(value) => value,
             Err(err) => R::from_context_error(err),

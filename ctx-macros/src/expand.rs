@@ -205,7 +205,7 @@ fn expand(
         Some(ty) => {
             let krate = names.krate_at(ty.span());
             let erased = erase_impl_trait(ty);
-            quote_spanned!(ret_span=> #krate::__private::finish::<#erased>(#raced))
+            quote_spanned!(ret_span=> #krate::__private::finish::<#erased, _>(#raced))
         }
         None => raced,
     };
@@ -385,7 +385,7 @@ mod tests {
                     ::ctx_core::__private::Duration::new(5u64, 0u32)
                 ));
                 let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
-                ::ctx_core::__private::finish::<Result<Row, AppError> >(
+                ::ctx_core::__private::finish::<Result<Row, AppError>, _>(
                     ::ctx_core::__private::race(ctx, async move {
                         #[allow(
                             unknown_lints,

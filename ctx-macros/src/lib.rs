@@ -103,7 +103,7 @@ use proc_macro::TokenStream;
 ///     let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
 ///     // `race`: `Ok(body's value)`, or `Err(ctx_core::Error)` if `ctx` ends first (the body
 ///     // never starts if it already has). `finish`: that error as `AppError::from(err)`.
-///     ::ctx_core::__private::finish::<Result<Row, AppError>>(
+///     ::ctx_core::__private::finish::<Result<Row, AppError>, _>(
 ///         ::ctx_core::__private::race(ctx, async move {
 ///             // Tells rustc the body's type up front, so that `?` and `return` in it work as
 ///             // they did before.

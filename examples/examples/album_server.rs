@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use ctx_core::Context;
-use ctx_core::http::RequestEnd;
+use ctx_http::RequestEnd;
 use ctx_examples::{App, router};
 
 #[tokio::main]

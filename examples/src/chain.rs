@@ -6,11 +6,11 @@
 //! ```
 //!
 //! - **A** (axum) gives each request a context with a time budget ([`ContextLayer`]'s
-//!   timeout), and calls B with [`ctx_core::tonic::call`], which sends the time left as the
+//!   timeout), and calls B with [`ctx_tonic::call`], which sends the time left as the
 //!   call's `grpc-timeout`.
 //! - **B** (tonic) serves behind the same [`ContextLayer`], so its call's context ends at the
 //!   caller's deadline or when A resets the call; it calls C with
-//!   [`send_ctx`](ctx_core::reqwest::RequestBuilderExt::send_ctx), which sends the time left
+//!   [`send_ctx`](ctx_reqwest::RequestBuilderExt::send_ctx), which sends the time left
 //!   again.
 //! - **C** is the album server of [`router`]: its query runs under a context
 //!   whose deadline is the caller's, and is stopped inside the database when the context ends.
@@ -48,8 +48,8 @@ use axum::http::StatusCode;
 use axum::http::uri::PathAndQuery;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use ctx_core::http::{ContextLayer, RequestEnd};
-use ctx_core::reqwest::RequestBuilderExt;
+use ctx_http::{ContextLayer, RequestEnd};
+use ctx_reqwest::RequestBuilderExt;
 use ctx_core::{CancelHandle, Context, cancellable};
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -161,7 +161,7 @@ impl Catalog {
         &self,
         request: tonic::Request<proto::SlowAlbumsRequest>,
     ) -> Result<tonic::Response<proto::AlbumList>, Status> {
-        let ctx = ctx_core::tonic::context(&request)?;
+        let ctx = ctx_tonic::context(&request)?;
         self.calls.fetch_add(1, Ordering::SeqCst);
         *self.last_call.lock().unwrap() = Some(ctx.clone());
         let seconds = request.into_inner().seconds;
@@ -180,17 +180,17 @@ impl Catalog {
     #[cancellable(timeout = "5s")]
     async fn ask_albums(&self, seconds: f64) -> Result<Vec<Album>, Status> {
         let url = format!("{}/albums/slow?seconds={seconds}", self.albums_url);
-        let stopped = |err: ctx_core::reqwest::Error| match err.context_err() {
-            Some(end) => ctx_core::tonic::status(ctx, end),
+        let stopped = |err: ctx_reqwest::Error| match err.context_err() {
+            Some(end) => ctx_tonic::status(ctx, end),
             None => Status::unavailable(format!("the album server failed: {err}")),
         };
         let response = self.http.get(url).send_ctx(ctx).await.map_err(stopped)?;
         match response.status() {
-            StatusCode::OK => ctx_core::reqwest::run(ctx, response.json())
+            StatusCode::OK => ctx_reqwest::run(ctx, response.json())
                 .await
                 .map_err(stopped),
             status => {
-                let text = ctx_core::reqwest::run(ctx, response.text())
+                let text = ctx_reqwest::run(ctx, response.text())
                     .await
                     .unwrap_or_default();
                 let message = format!("the album server answered {status}: {text}");
@@ -261,7 +261,7 @@ pub async fn slow_albums(
 ) -> Result<Vec<proto::Album>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     let request = proto::SlowAlbumsRequest { seconds };
-    let response = ctx_core::tonic::call(ctx, request, |request| async move {
+    let response = ctx_tonic::call(ctx, request, |request| async move {
         grpc.ready()
             .await
             .map_err(|err| Status::unavailable(format!("the catalog is unreachable: {err}")))?;

@@ -16,9 +16,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use ctx_core::http::{ContextLayer, RequestEnd};
-use ctx_core::postgres::tokio_postgres;
-use ctx_core::sqlite::Db;
+use ctx_http::{ContextLayer, RequestEnd};
+use ctx_postgres::tokio_postgres;
+use ctx_rusqlite::Db;
 use ctx_core::{Context, cancellable};
 use rusqlite::functions::FunctionFlags;
 use serde::{Deserialize, Serialize};
@@ -75,13 +75,13 @@ pub enum Store {
 /// connection, not a query, so two requests must never share one while either can be stopped.
 #[derive(Debug)]
 pub struct PgPool {
-    idle: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ctx_core::postgres::Client>>,
-    give_back: tokio::sync::mpsc::Sender<ctx_core::postgres::Client>,
+    idle: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ctx_postgres::Client>>,
+    give_back: tokio::sync::mpsc::Sender<ctx_postgres::Client>,
 }
 
 /// A connection taken from the pool; goes back when dropped.
 struct PgLease<'a> {
-    client: Option<ctx_core::postgres::Client>,
+    client: Option<ctx_postgres::Client>,
     pool: &'a PgPool,
 }
 
@@ -93,7 +93,7 @@ impl PgPool {
     ) -> Result<PgPool, AppError> {
         let (give_back, idle) = tokio::sync::mpsc::channel(size);
         for _ in 0..size {
-            let client = ctx_core::postgres::Client::connect(ctx, config).await?;
+            let client = ctx_postgres::Client::connect(ctx, config).await?;
             give_back
                 .try_send(client)
                 .expect("room for every connection");
@@ -118,7 +118,7 @@ impl PgPool {
 }
 
 impl std::ops::Deref for PgLease<'_> {
-    type Target = ctx_core::postgres::Client;
+    type Target = ctx_postgres::Client;
 
     fn deref(&self) -> &Self::Target {
         self.client.as_ref().expect("taken until dropped")
@@ -163,8 +163,8 @@ impl From<ctx_core::Error> for AppError {
     }
 }
 
-impl From<ctx_core::sqlite::Error> for AppError {
-    fn from(err: ctx_core::sqlite::Error) -> AppError {
+impl From<ctx_rusqlite::Error> for AppError {
+    fn from(err: ctx_rusqlite::Error) -> AppError {
         match err.context_err() {
             Some(err) => AppError::Stopped(err),
             None => AppError::Database(err.to_string()),
@@ -172,8 +172,8 @@ impl From<ctx_core::sqlite::Error> for AppError {
     }
 }
 
-impl From<ctx_core::postgres::Error> for AppError {
-    fn from(err: ctx_core::postgres::Error) -> AppError {
+impl From<ctx_postgres::Error> for AppError {
+    fn from(err: ctx_postgres::Error) -> AppError {
         match err.context_err() {
             Some(err) => AppError::Stopped(err),
             None => AppError::Database(err.to_string()),

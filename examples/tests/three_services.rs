@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{HARD_BOUND, active_demo_queries, postgres_app, sqlite_app, wait_until};
-use ctx_core::http::RequestEnd;
+use ctx_http::RequestEnd;
 use ctx_core::{Context, Error};
 use ctx_examples::App;
 use ctx_examples::chain::{Chain, proto};

@@ -44,7 +44,7 @@ pub async fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> b
 /// Active `pg_sleep` queries of the demo's connections, seen from another connection.
 pub async fn active_demo_queries(url: &str) -> i64 {
     let (client, connection) =
-        ctx_core::postgres::tokio_postgres::connect(url, ctx_core::postgres::tokio_postgres::NoTls)
+        ctx_postgres::tokio_postgres::connect(url, ctx_postgres::tokio_postgres::NoTls)
             .await
             .unwrap();
     tokio::spawn(connection);

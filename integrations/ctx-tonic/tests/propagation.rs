@@ -1,7 +1,7 @@
 //! Deadlines and cancellation across services: `ContextLayer` reading the caller's
 //! `grpc-timeout` (the nearer deadline wins, hostile values are logged and ignored, a spent
 //! budget is refused), its gRPC answers, `send_ctx` sending the header, and
-//! `ctx_core::tonic`. The three-service chain over real sockets is in
+//! `ctx_tonic`. The three-service chain over real sockets is in
 //! `examples/tests/three_services.rs`.
 
 mod common;
@@ -14,9 +14,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{self, HeaderValue, StatusCode};
 use common::{BOUND, FOREVER, Server};
-use ctx_core::http::{ContextLayer, RequestEnd};
-use ctx_core::propagate::{encode_timeout, parse_timeout};
-use ctx_core::reqwest::RequestBuilderExt;
+use ctx_http::{ContextLayer, RequestEnd};
+use ctx_http::grpc_timeout::{encode_timeout, parse_timeout};
+use ctx_reqwest::RequestBuilderExt;
 use ctx_core::{Context, Error, cancellable};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
@@ -92,7 +92,7 @@ fn service(
     work: Duration,
 ) -> impl Service<
     http::Request<Body>,
-    Response = http::Response<ctx_core::http::ResponseBody<Body>>,
+    Response = http::Response<ctx_http::ResponseBody<Body>>,
     Error = Infallible,
 > + Clone {
     let seen = seen.clone();
@@ -127,7 +127,7 @@ async fn send<S>(
 where
     S: Service<
             http::Request<Body>,
-            Response = http::Response<ctx_core::http::ResponseBody<Body>>,
+            Response = http::Response<ctx_http::ResponseBody<Body>>,
             Error = Infallible,
         >,
 {
@@ -527,13 +527,13 @@ async fn send_ctx_without_a_deadline_sends_no_header() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// `ctx_core::tonic`, with a stand-in for a generated client's method.
+// `ctx_tonic`, with a stand-in for a generated client's method.
 
 #[tokio::test(start_paused = true)]
 async fn tonic_call_sends_the_time_left_as_the_timeout() {
     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(1500));
     tokio::time::advance(Duration::from_millis(500)).await;
-    let response = ctx_core::tonic::call(&ctx, 7u32, |req: tonic::Request<u32>| async move {
+    let response = ctx_tonic::call(&ctx, 7u32, |req: tonic::Request<u32>| async move {
         let timeout = req
             .metadata()
             .get("grpc-timeout")
@@ -547,7 +547,7 @@ async fn tonic_call_sends_the_time_left_as_the_timeout() {
     assert_eq!(response.into_inner(), "7 1000000u");
 
     // No deadline, no timeout.
-    let response = ctx_core::tonic::call(&Context::background(), (), |req: tonic::Request<()>| {
+    let response = ctx_tonic::call(&Context::background(), (), |req: tonic::Request<()>| {
         let sent = req.metadata().get("grpc-timeout").is_some();
         async move { Ok(tonic::Response::new(sent)) }
     })
@@ -561,7 +561,7 @@ async fn tonic_call_under_an_ended_context_is_not_sent() {
     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
     tokio::time::advance(Duration::from_millis(10)).await;
     let sent = AtomicBool::new(false);
-    let status = ctx_core::tonic::call(&ctx, (), |_: tonic::Request<()>| {
+    let status = ctx_tonic::call(&ctx, (), |_: tonic::Request<()>| {
         sent.store(true, Ordering::SeqCst);
         async { Ok(tonic::Response::new(())) }
     })
@@ -587,7 +587,7 @@ async fn tonic_call_is_dropped_when_the_context_ends_and_says_why() {
     let dropped = Arc::new(AtomicBool::new(false));
     let flag = Flag(dropped.clone());
     let call = tokio::spawn(async move {
-        ctx_core::tonic::call(&root, (), move |_: tonic::Request<()>| async move {
+        ctx_tonic::call(&root, (), move |_: tonic::Request<()>| async move {
             let _flag = flag;
             tokio::time::sleep(FOREVER).await;
             Ok(tonic::Response::new(()))
@@ -609,7 +609,7 @@ async fn tonic_call_is_dropped_when_the_context_ends_and_says_why() {
 #[test]
 fn tonic_context_without_the_layer_is_an_internal_status() {
     let request = tonic::Request::new(());
-    let status = ctx_core::tonic::context(&request).unwrap_err();
+    let status = ctx_tonic::context(&request).unwrap_err();
     assert_eq!(status.code(), tonic::Code::Internal);
     assert!(
         status.message().contains("ContextLayer"),
@@ -654,7 +654,7 @@ async fn a_cancellable_fn_returns_a_status() {
 #[tokio::test(start_paused = true)]
 async fn tonic_call_failing_as_the_context_ends_reports_the_context() {
     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(100));
-    let status = ctx_core::tonic::call(&ctx, (), |req: tonic::Request<()>| async move {
+    let status = ctx_tonic::call(&ctx, (), |req: tonic::Request<()>| async move {
         let timeout = req
             .metadata()
             .get("grpc-timeout")
@@ -669,7 +669,7 @@ async fn tonic_call_failing_as_the_context_ends_reports_the_context() {
     assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
 
     // A failure while the context lives is the call's own.
-    let status = ctx_core::tonic::call(&ctx, (), |_: tonic::Request<()>| async {
+    let status = ctx_tonic::call(&ctx, (), |_: tonic::Request<()>| async {
         Err::<tonic::Response<()>, _>(tonic::Status::not_found("no album 9"))
     })
     .await
@@ -680,7 +680,7 @@ async fn tonic_call_failing_as_the_context_ends_reports_the_context() {
         "the context has ended by now"
     );
     let (live, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
-    let status = ctx_core::tonic::call(&live, (), |_: tonic::Request<()>| async {
+    let status = ctx_tonic::call(&live, (), |_: tonic::Request<()>| async {
         Err::<tonic::Response<()>, _>(tonic::Status::not_found("no album 9"))
     })
     .await

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ctx_core::propagate::{encode_timeout, parse_timeout};
+use ctx_http::grpc_timeout::{encode_timeout, parse_timeout};
 use proptest::prelude::*;
 
 fn grammar(value: &[u8]) -> bool {

@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use ctx_core::propagate::{encode_timeout, parse_timeout};
+//! use ctx_http::grpc_timeout::{encode_timeout, parse_timeout};
 //!
 //! assert_eq!(encode_timeout(Duration::from_millis(300)), "300000u");
 //! assert_eq!(encode_timeout(Duration::from_secs(3600)), "3600000m");
@@ -22,7 +22,7 @@ use std::fmt;
 
 use tokio::time::{Duration, Instant};
 
-use crate::{Context, Error};
+use ctx_core::{Context, Error};
 
 /// The header that carries the remaining time: `grpc-timeout`.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
@@ -45,7 +45,7 @@ const UNITS: [(u128, u8); 6] = [
 ///
 /// ```
 /// use std::time::Duration;
-/// use ctx_core::propagate::encode_timeout;
+/// use ctx_http::grpc_timeout::encode_timeout;
 ///
 /// assert_eq!(encode_timeout(Duration::from_nanos(1500)), "1500n");
 /// assert_eq!(encode_timeout(Duration::from_millis(150)), "150000u");
@@ -92,7 +92,7 @@ impl std::error::Error for TimeoutHeaderError {}
 ///
 /// ```
 /// use std::time::Duration;
-/// use ctx_core::propagate::{parse_timeout, TimeoutHeaderError};
+/// use ctx_http::grpc_timeout::{parse_timeout, TimeoutHeaderError};
 ///
 /// assert_eq!(parse_timeout(b"5S"), Ok(Duration::from_secs(5)));
 /// assert_eq!(parse_timeout(b"2M"), Ok(Duration::from_secs(120)));
@@ -136,7 +136,8 @@ pub fn parse_timeout(value: &[u8]) -> Result<Duration, TimeoutHeaderError> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ctx_core::{Context, Error, propagate::timeout_header};
+/// use ctx_core::{Context, Error};
+/// use ctx_http::grpc_timeout::timeout_header;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
@@ -179,7 +180,7 @@ pub(crate) fn time_left(ctx: &Context) -> Result<Option<Duration>, Error> {
 /// ```
 /// use std::time::Duration;
 /// use tokio::time::Instant;
-/// use ctx_core::propagate::deadline_from_header;
+/// use ctx_http::grpc_timeout::deadline_from_header;
 ///
 /// let now = Instant::now();
 /// assert_eq!(deadline_from_header(b"2S", now), Ok(Some(now + Duration::from_secs(2))));

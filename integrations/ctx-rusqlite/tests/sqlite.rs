@@ -1,4 +1,4 @@
-//! `ctx_core::sqlite`: SQLite work under a context, interrupted inside SQLite when it ends.
+//! `ctx_rusqlite`: SQLite work under a context, interrupted inside SQLite when it ends.
 //!
 //! Real time and real SQLite (bundled). Every slow statement calls `tick()`, an SQL function
 //! that counts rows processed, so a test can see that no statement is still running after the
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ctx_core::sqlite::{Db, Error};
+use ctx_rusqlite::{Db, Error};
 use ctx_core::{CancelHandle, Context, Error as CtxError};
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;

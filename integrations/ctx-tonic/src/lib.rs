@@ -6,7 +6,7 @@
 //!   header), and when the context ends before the answer arrives it resets the call's HTTP/2
 //!   stream: the server sees the client go away. A call stopped so fails with a [`Status`] that
 //!   says why ([`status`]).
-//! - **Serving.** [`ContextLayer`](crate::http::ContextLayer) is a tower layer, so it wraps a
+//! - **Serving.** [`ContextLayer`](ctx_http::ContextLayer) is a tower layer, so it wraps a
 //!   tonic server too (`Server::builder().layer(ContextLayer::new(root))`): each call gets a
 //!   context whose deadline is the nearer of the caller's `grpc-timeout` and the layer's own
 //!   timeout, that ends with `client disconnected` when the caller resets the stream, and
@@ -21,7 +21,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use ctx_core::{Context, tonic::call};
+//! use ctx_core::Context;
+//! use ctx_tonic::call;
 //! use tonic::{Code, Request, Response};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -45,16 +46,16 @@ use std::future::Future;
 
 use tonic::{Code, IntoRequest, Request, Response, Status};
 
-use crate::http::grpc_code;
-use crate::propagate::time_left;
-use crate::{Context, Error};
+use ctx_http::grpc_code;
+use ctx_http::grpc_timeout::time_left;
+use ctx_core::{Context, Error};
 
 /// Makes a gRPC call under `ctx`: `send` (a generated client's method, as in
 /// `|req| client.get_album(req)`) is called with the request unless `ctx` has already ended,
 /// and the call is aborted if `ctx` ends first.
 ///
 /// - If `ctx` has a deadline, the request's timeout is the time left (tonic sends it as
-///   `grpc-timeout`; a server behind [`ContextLayer`](crate::http::ContextLayer), or any gRPC
+///   `grpc-timeout`; a server behind [`ContextLayer`](ctx_http::ContextLayer), or any gRPC
 ///   server, then gives up no later than the caller).
 /// - If `ctx` ends before the response arrives, the call's future is dropped and its
 ///   [cancellation handle](Request::cancellation_handle) fired, which resets the HTTP/2
@@ -66,7 +67,8 @@ use crate::{Context, Error};
 /// `ctx.run(stream.message())`.
 ///
 /// ```
-/// use ctx_core::{Context, tonic::call};
+/// use ctx_core::Context;
+/// use ctx_tonic::call;
 /// use tonic::{Code, Request, Response, Status};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -114,12 +116,13 @@ where
 }
 
 /// The [`Status`] for `ctx`, which ended with `err`: `DEADLINE_EXCEEDED` for a deadline;
-/// `UNAVAILABLE` for a server shutting down ([`RequestEnd::ShuttingDown`](crate::http::RequestEnd::ShuttingDown)); `CANCELLED`
+/// `UNAVAILABLE` for a server shutting down ([`RequestEnd::ShuttingDown`](ctx_http::RequestEnd::ShuttingDown)); `CANCELLED`
 /// otherwise. The message is the cause's text ([`ctx.cause()`](Context::cause)). Go:
 /// `status.FromContextError(ctx.Err())`, with the cause.
 ///
 /// ```
-/// use ctx_core::{Context, Error, tonic::status};
+/// use ctx_core::{Context, Error};
+/// use ctx_tonic::status;
 /// use tonic::Code;
 ///
 /// let (ctx, cancel) = Context::background().with_cancel();
@@ -147,14 +150,15 @@ impl From<Error> for Status {
     }
 }
 
-/// The context of a gRPC call served behind [`ContextLayer`](crate::http::ContextLayer): ends
+/// The context of a gRPC call served behind [`ContextLayer`](ctx_http::ContextLayer): ends
 /// when the caller's deadline (or the layer's timeout) passes, when the caller resets the call,
 /// or when the server's root context ends. Go: the `ctx` of a gRPC handler.
 ///
 /// Without the layer it is an `INTERNAL` status (never a panic) that says to add it.
 ///
 /// ```
-/// use ctx_core::{Context, tonic::context};
+/// use ctx_core::Context;
+/// use ctx_tonic::context;
 /// use tonic::{Code, Request};
 ///
 /// let mut request = Request::new(());
@@ -169,7 +173,7 @@ pub fn context<T>(request: &Request<T>) -> Result<Context, Status> {
         .cloned()
         .ok_or_else(|| {
             Status::internal(
-                "this call has no context: serve it behind ctx_core::http::ContextLayer \
+                "this call has no context: serve it behind ctx_http::ContextLayer \
              (`Server::builder().layer(ContextLayer::new(root))`)",
             )
         })

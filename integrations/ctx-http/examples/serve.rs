@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use axum::{Router, routing::get};
 use ctx_core::Context;
-use ctx_core::http::{ContextLayer, RequestEnd};
-use ctx_core::reqwest::{RequestBuilderExt, run};
+use ctx_http::{ContextLayer, RequestEnd};
+use ctx_reqwest::{RequestBuilderExt, run};
 
 /// A report that takes 10 s to build: the layer stops it when the request's context ends.
 async fn report(ctx: Context) -> &'static str {

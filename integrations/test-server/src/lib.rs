@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use ctx_core::http::ContextLayer;
+use ctx_http::ContextLayer;
 use ctx_core::{CancelHandle, Context};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;

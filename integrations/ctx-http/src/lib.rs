@@ -4,7 +4,7 @@
 //! [`ContextLayer::new(root)`](ContextLayer::new) wraps a service so that each request gets a
 //! child of `root`, optionally with a timeout ([`ContextLayer::timeout`]), put in the request's
 //! extensions (and, with the `axum` feature, extracted by naming `ctx: Context` in a
-//! handler). The request's context ends, with a [`cause()`](crate::Context::cause) that is a
+//! handler). The request's context ends, with a [`cause()`](ctx_core::Context::cause) that is a
 //! [`RequestEnd`] saying why, when the first of these happens:
 //!
 //! | what happens | `err()` | `cause()` |
@@ -18,11 +18,11 @@
 //! # The caller's deadline
 //!
 //! A caller that runs under a deadline sends the time it has left in a `grpc-timeout` header
-//! (gRPC clients do; so do `send_ctx` of the `reqwest` feature and `ctx_core::tonic::call` of
+//! (gRPC clients do; so do `send_ctx` of the `reqwest` feature and `ctx_tonic::call` of
 //! the `tonic` feature). The request's deadline is then the nearer of
 //! that and the layer's timeout, so a chain of services shares one deadline. The header can
 //! only shorten a request's time: a malformed or hostile value (not 1 to 8 digits and one of
-//! the units `H M S m u n`, see [`propagate`](crate::propagate)) is logged with a `tracing`
+//! the units `H M S m u n`, see [`grpc_timeout`](crate::grpc_timeout)) is logged with a `tracing`
 //! warning and ignored, and a request whose caller's time has already run out (`0m`) is
 //! answered without calling the service.
 //!
@@ -30,7 +30,7 @@
 //!
 //! The layer races the service's future against the context. When the context ends while the
 //! service is still working, the service's future is given one more poll (so a handler that
-//! watches its context, for example through [`Context::run`](crate::Context::run), can answer
+//! watches its context, for example through [`Context::run`](ctx_core::Context::run), can answer
 //! in its own words), and is then dropped, which stops the handler at the `.await` where it
 //! waits. The layer then answers:
 //!
@@ -98,7 +98,7 @@
 //! use std::time::Duration;
 //! use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
 //! use ctx_core::Context;
-//! use ctx_core::http::ContextLayer;
+//! use ctx_http::ContextLayer;
 //! use tower_service::Service;
 //!
 //! async fn album(ctx: Context) -> String {
@@ -128,7 +128,7 @@
 //! ```
 //! use std::convert::Infallible;
 //! use std::time::Duration;
-//! use ctx_core::http::{ContextLayer, RequestEnd};
+//! use ctx_http::{ContextLayer, RequestEnd};
 //! use ctx_core::{Context, Error};
 //! use http::{Request, Response, StatusCode};
 //! use tower_layer::Layer;
@@ -176,8 +176,8 @@ use tokio::time::Duration;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::propagate::{GRPC_TIMEOUT, parse_timeout};
-use crate::{CancelHandle, Context, Done, Error};
+use crate::grpc_timeout::{GRPC_TIMEOUT, parse_timeout};
+use ctx_core::{CancelHandle, Context, Done, Error};
 
 #[cfg(feature = "axum")]
 mod axum;
@@ -185,7 +185,7 @@ mod axum;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use self::axum::MissingContextLayer;
 
-/// Why a request's context ended: the [`cause()`](crate::Context::cause) of the contexts that
+/// Why a request's context ended: the [`cause()`](ctx_core::Context::cause) of the contexts that
 /// [`ContextLayer`] makes.
 ///
 /// Find it with [`RequestEnd::of`] or `ctx.cause()?.downcast_ref::<RequestEnd>()`. Its
@@ -193,7 +193,7 @@ pub use self::axum::MissingContextLayer;
 ///
 /// ```
 /// use ctx_core::Context;
-/// use ctx_core::http::RequestEnd;
+/// use ctx_http::RequestEnd;
 ///
 /// let (root, shutdown) = Context::background().with_cancel();
 /// let (request, _h) = root.with_cancel();
@@ -212,7 +212,7 @@ pub enum RequestEnd {
     /// `DeadlineExceeded`.
     TimedOut,
     /// `caller's deadline exceeded`: the time the caller gave the request in its
-    /// [`grpc-timeout`](crate::propagate) header ran out (it was nearer than the layer's own
+    /// [`grpc-timeout`](crate::grpc_timeout) header ran out (it was nearer than the layer's own
     /// timeout). `err()` is `DeadlineExceeded`.
     CallerDeadlineExceeded,
     /// `server shutting down`: the cause to cancel a server's root context with, so that every
@@ -220,7 +220,7 @@ pub enum RequestEnd {
     ///
     /// ```
     /// use ctx_core::Context;
-    /// use ctx_core::http::RequestEnd;
+    /// use ctx_http::RequestEnd;
     ///
     /// let (root, handle) = Context::background().with_cancel();
     /// // ... serve with `ContextLayer::new(root.clone())`; then, to stop:
@@ -270,7 +270,7 @@ impl StdError for RequestEnd {}
 /// ```
 /// use std::time::Duration;
 /// use ctx_core::Context;
-/// use ctx_core::http::{ContextLayer, RequestEnd};
+/// use ctx_http::{ContextLayer, RequestEnd};
 ///
 /// let (root, shutdown) = Context::background().with_cancel();
 /// let layer = ContextLayer::new(root).timeout(Duration::from_secs(30));

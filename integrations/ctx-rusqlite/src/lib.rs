@@ -9,7 +9,7 @@
 //! ```
 //! use std::time::Duration;
 //! use ctx_core::Context;
-//! use ctx_core::sqlite::{Db, Error};
+//! use ctx_rusqlite::{Db, Error};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Error> {
@@ -82,7 +82,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, InterruptHandle};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{AfterFunc, Cause, Context};
+use std::error::Error as _;
+
+use ctx_core::{AfterFunc, Context, ContextError};
 
 /// The rusqlite this module is built with, for naming its types at the same version.
 pub use rusqlite;
@@ -103,40 +105,41 @@ const BUSY_STEP: Duration = Duration::from_millis(10);
 pub enum Error {
     /// The context ended before the work completed: it was never started, or it was interrupted
     /// inside SQLite. Displays as `query interrupted: context canceled` (or `... deadline
-    /// exceeded`).
-    Context {
-        /// The context's [`err()`](Context::err).
-        err: crate::Error,
-        /// The context's [`cause()`](Context::cause).
-        cause: Cause,
-    },
+    /// exceeded`); its `source()` is the context's cause, when one was given.
+    Context(ContextError),
     /// SQLite (or rusqlite) reported an error while the context was live.
     Sqlite(rusqlite::Error),
+    /// The tokio runtime shut down before the work ran: the work never started, and the
+    /// context did not end (so this is not [`Error::Context`]).
+    RuntimeShutdown,
 }
 
 impl Error {
     /// The context's error if the context ended the work: `Some(Canceled)` or
-    /// `Some(DeadlineExceeded)`; `None` for a database error.
-    pub fn context_err(&self) -> Option<crate::Error> {
+    /// `Some(DeadlineExceeded)`; `None` otherwise.
+    pub fn context_err(&self) -> Option<ctx_core::Error> {
+        self.context_error().map(ContextError::err)
+    }
+
+    /// The context's error and cause, if the context ended the work.
+    pub fn context_error(&self) -> Option<&ContextError> {
         match self {
-            Error::Context { err, .. } => Some(*err),
-            Error::Sqlite(_) => None,
+            Error::Context(stopped) => Some(stopped),
+            _ => None,
         }
     }
 
-    fn ended(ctx: &Context, err: crate::Error) -> Error {
-        Error::Context {
-            err,
-            cause: ctx.cause_of_end(err),
-        }
+    fn ended(ctx: &Context, err: ctx_core::Error) -> Error {
+        Error::Context(ContextError::new(ctx, err))
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Context { err, .. } => write!(f, "query interrupted: {err}"),
+            Error::Context(stopped) => write!(f, "query interrupted: {stopped}"),
             Error::Sqlite(e) => fmt::Display::fmt(e, f),
+            Error::RuntimeShutdown => f.write_str("the tokio runtime shut down before the query ran"),
         }
     }
 }
@@ -144,8 +147,10 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Context { err, .. } => Some(err),
+            // The text holds the context's error; the chain goes on with its cause.
+            Error::Context(stopped) => stopped.source(),
             Error::Sqlite(e) => e.source(),
+            Error::RuntimeShutdown => None,
         }
     }
 }
@@ -165,10 +170,10 @@ impl From<rusqlite::Error> for Error {
 ///
 /// ```
 /// use ctx_core::Context;
-/// use ctx_core::sqlite::Db;
+/// use ctx_rusqlite::Db;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), ctx_core::sqlite::Error> {
+/// # async fn main() -> Result<(), ctx_rusqlite::Error> {
 /// let db = Db::open_in_memory()?;
 /// let sum: i64 = db
 ///     .call(&Context::background(), |conn| {
@@ -361,10 +366,10 @@ impl Db {
     ///
     /// ```
     /// use ctx_core::{Context, Error as CtxError};
-    /// use ctx_core::sqlite::Db;
+    /// use ctx_rusqlite::Db;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), ctx_core::sqlite::Error> {
+    /// # async fn main() -> Result<(), ctx_rusqlite::Error> {
     /// let db = Db::open_in_memory()?;
     /// let (ctx, cancel) = Context::background().with_cancel();
     /// cancel.cancel();
@@ -432,12 +437,7 @@ impl Db {
             },
             Err(join) if join.is_panic() => resume_unwind(join.into_panic()),
             // The runtime is shutting down and dropped the task before it ran.
-            Err(_cancelled) => Err(Error::Context {
-                err: crate::Error::Canceled,
-                cause: Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
-                    "the tokio runtime shut down before the query ran",
-                )),
-            }),
+            Err(_cancelled) => Err(Error::RuntimeShutdown),
         }
     }
 }

@@ -7,7 +7,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::Context;
+use ctx_core::Context;
 
 /// The request's [`Context`], put in its extensions by
 /// [`ContextLayer`](crate::http::ContextLayer). Go: `r.Context()`.
@@ -19,7 +19,7 @@ use crate::Context;
 /// use std::time::Duration;
 /// use axum::{Router, routing::get};
 /// use ctx_core::Context;
-/// use ctx_core::http::ContextLayer;
+/// use ctx_http::ContextLayer;
 ///
 /// async fn handler(ctx: Context) -> String {
 ///     match ctx.run(tokio::time::sleep(Duration::from_millis(5))).await {
@@ -57,7 +57,7 @@ pub struct MissingContextLayer;
 impl fmt::Display for MissingContextLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
-            "this request has no ctx_core::Context: add `.layer(ctx_core::http::ContextLayer::new(root))` to the router, after the routes that extract a `Context`",
+            "this request has no ctx_core::Context: add `.layer(ctx_http::ContextLayer::new(root))` to the router, after the routes that extract a `Context`",
         )
     }
 }

@@ -1,4 +1,4 @@
-//! `ctx_core::postgres`: queries under a context, cancelled on the server when it ends.
+//! `ctx_postgres`: queries under a context, cancelled on the server when it ends.
 //!
 //! These tests need a PostgreSQL server: `DATABASE_URL` (`.ci/run` starts one, see
 //! `.ci/postgres`). Without it they print "skipped: DATABASE_URL not set" and pass, unless
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ctx_core::postgres::{Client, Error};
+use ctx_postgres::{Client, Error};
 use ctx_core::{CancelHandle, Context, Error as CtxError};
 use tokio::sync::Mutex;
 use tokio_postgres::Config;

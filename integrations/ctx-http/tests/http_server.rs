@@ -1,4 +1,4 @@
-//! `ctx_core::http::ContextLayer` and the axum extractor, against real servers on 127.0.0.1
+//! `ctx_http::ContextLayer` and the axum extractor, against real servers on 127.0.0.1
 //! (raw TCP clients, reqwest, hyper's HTTP/2 client) and in process on the paused clock.
 //!
 //! The tests over the network run on the real clock; each waits at most `common::BOUND`, and
@@ -16,7 +16,7 @@ use axum::body::{Body, Bytes};
 use axum::http;
 use axum::routing::get;
 use common::{BOUND, FOREVER, FirstChunkOnly, Server, ended_within};
-use ctx_core::http::{ContextLayer, MissingContextLayer, RequestEnd};
+use ctx_http::{ContextLayer, MissingContextLayer, RequestEnd};
 use ctx_core::{Context, Error};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -62,7 +62,7 @@ async fn read_until(sock: &mut TcpStream, needle: &str) -> String {
 
 #[test]
 fn public_types_have_the_usual_traits() {
-    use ctx_core::http::{ContextService, ResponseBody, ResponseFuture};
+    use ctx_http::{ContextService, ResponseBody, ResponseFuture};
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>() {}
     fn clone_debug<T: Clone + std::fmt::Debug>() {}
@@ -182,7 +182,7 @@ async fn http1_client_closes_after_a_small_body_the_handler_holds_unread() {
 /// The documented limit: hyper reads a request body no further than the handler does, so while
 /// a handler holds a large body unread, the close behind it is not seen. The request's timeout
 /// still ends it. If this test fails, hyper has started noticing: update the docs of
-/// `ctx_core::http` ("How a closed connection is noticed").
+/// `ctx_http` ("How a closed connection is noticed").
 #[tokio::test]
 async fn http1_close_behind_a_large_unread_body_is_only_seen_by_the_timeout() {
     let mut server = Server::start(Some(Duration::from_millis(1500))).await;
@@ -570,7 +570,7 @@ fn with_context(
     respond: impl Fn(Context) -> http::Response<Body> + Clone + Send + 'static,
 ) -> impl Service<
     http::Request<Body>,
-    Response = http::Response<ctx_core::http::ResponseBody<Body>>,
+    Response = http::Response<ctx_http::ResponseBody<Body>>,
     Error = Infallible,
 > {
     ContextLayer::new(root).layer(tower::service_fn(move |req: http::Request<Body>| {

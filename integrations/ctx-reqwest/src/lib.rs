@@ -8,13 +8,13 @@
 //! `json()` with reqwest's `json` feature).
 //!
 //! The request carries the context's remaining time in a `grpc-timeout` header, which
-//! `ctx_core::http::ContextLayer` (the `http` feature) reads on the other side: one deadline, and one
+//! `ctx_http::ContextLayer` (the `http` feature) reads on the other side: one deadline, and one
 //! hang-up, for a chain of services (see the crate's README, "Across services").
 //!
 //! ```
 //! use std::time::Duration;
 //! use ctx_core::Context;
-//! use ctx_core::reqwest::{Error, RequestBuilderExt};
+//! use ctx_reqwest::{Error, RequestBuilderExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -43,8 +43,10 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 
-use crate::propagate::{GRPC_TIMEOUT, timeout_header};
-use crate::{Cause, Context};
+use ctx_http::grpc_timeout::{GRPC_TIMEOUT, timeout_header};
+use std::error::Error as _;
+
+use ctx_core::{Context, ContextError};
 
 /// The error of a request sent under a context: the context ended first, or reqwest failed.
 #[derive(Debug)]
@@ -53,15 +55,9 @@ pub enum Error {
     /// The context ended before the request completed, so it was not sent (the context had
     /// already ended) or was aborted.
     ///
-    /// `Display`: `request aborted: context deadline exceeded`, followed by the cause in
-    /// parentheses when it is not just the context error, as in
-    /// `request aborted: context canceled (server shutting down)`.
-    Context {
-        /// What ended the context: [`ctx.err()`](Context::err).
-        err: crate::Error,
-        /// Why, in the words of whoever ended it: [`ctx.cause()`](Context::cause).
-        cause: Cause,
-    },
+    /// `Display`: `request aborted: context deadline exceeded` (or `... context canceled`); its
+    /// `source()` is the context's cause when one was given, as in `server shutting down`.
+    Context(ContextError),
     /// reqwest failed (connection refused, a timeout of reqwest's own, a body that does not
     /// decode, ...). `Display` and `source()` are the reqwest error's.
     Http(::reqwest::Error),
@@ -69,17 +65,19 @@ pub enum Error {
 
 impl Error {
     /// The error for a `ctx` that has ended with `err`.
-    fn ended(ctx: &Context, err: crate::Error) -> Error {
-        Error::Context {
-            err,
-            cause: ctx.cause_of_end(err),
-        }
+    fn ended(ctx: &Context, err: ctx_core::Error) -> Error {
+        Error::Context(ContextError::new(ctx, err))
     }
 
     /// The context error, if the context's end is what stopped the request.
-    pub fn context_err(&self) -> Option<crate::Error> {
+    pub fn context_err(&self) -> Option<ctx_core::Error> {
+        self.context_error().map(ContextError::err)
+    }
+
+    /// The context's error and cause, if the context's end is what stopped the request.
+    pub fn context_error(&self) -> Option<&ContextError> {
         match self {
-            Error::Context { err, .. } => Some(*err),
+            Error::Context(stopped) => Some(stopped),
             Error::Http(_) => None,
         }
     }
@@ -88,25 +86,18 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Context { err, cause } => {
-                write!(f, "request aborted: {err}")?;
-                match cause.downcast_ref::<crate::Error>() {
-                    Some(same) if same == err => Ok(()),
-                    _ => write!(f, " ({cause})"),
-                }
-            }
+            Error::Context(stopped) => write!(f, "request aborted: {stopped}"),
             Error::Http(err) => fmt::Display::fmt(err, f),
         }
     }
 }
 
 impl std::error::Error for Error {
-    /// `None` for [`Error::Context`] (its text already holds the cause, which is in the
-    /// `cause` field); the reqwest error's own source for [`Error::Http`].
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Context { .. } => None,
-            Error::Http(err) => std::error::Error::source(err),
+            // The text holds the context's error; the chain goes on with its cause.
+            Error::Context(stopped) => stopped.source(),
+            Error::Http(err) => err.source(),
         }
     }
 }
@@ -125,9 +116,9 @@ impl From<::reqwest::Error> for Error {
 ///
 /// ```
 /// # #[allow(dead_code)]
-/// # async fn example(client: reqwest::Client, url: &str) -> Result<(), ctx_core::reqwest::Error> {
+/// # async fn example(client: reqwest::Client, url: &str) -> Result<(), ctx_reqwest::Error> {
 /// use ctx_core::Context;
-/// use ctx_core::reqwest::{RequestBuilderExt, run};
+/// use ctx_reqwest::{RequestBuilderExt, run};
 ///
 /// let ctx = Context::background();
 /// let response = client.get(url).send_ctx(&ctx).await?;
@@ -153,8 +144,8 @@ pub trait RequestBuilderExt: sealed::Sealed {
     /// Go: `client.Do(req.WithContext(ctx))`.
     ///
     /// If `ctx` has a deadline, the request carries the time left in a `grpc-timeout` header
-    /// (see [`propagate`](crate::propagate)), rounded down: a server behind
-    /// `ctx_core::http::ContextLayer` gives the request a deadline no later than
+    /// (see [`ctx_http::grpc_timeout`](ctx_http::grpc_timeout)), rounded down: a server behind
+    /// `ctx_http::ContextLayer` gives the request a deadline no later than
     /// the caller's. Servers that do not know the header ignore it.
     ///
     /// The future does not borrow `ctx` (it holds a clone), so it can be spawned. Read the

@@ -11,7 +11,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use ctx_core::Context;
-//! use ctx_core::postgres::{Client, Error};
+//! use ctx_postgres::{Client, Error};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Error> {
@@ -53,7 +53,9 @@ use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{CancelToken, Config, NoTls, Row, ToStatement};
 
-use crate::{Cause, Context};
+use std::error::Error as _;
+
+use ctx_core::{Context, ContextError};
 
 /// The tokio-postgres this module is built with, for naming its types at the same version.
 pub use tokio_postgres;
@@ -76,13 +78,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[non_exhaustive]
 pub enum Error {
     /// The context ended before the query completed: it was never sent, or it was cancelled.
-    /// Displays as `query canceled: context deadline exceeded` (or `... context canceled`).
-    Context {
-        /// The context's [`err()`](Context::err).
-        err: crate::Error,
-        /// The context's [`cause()`](Context::cause).
-        cause: Cause,
-    },
+    /// Displays as `query canceled: context deadline exceeded` (or `... context canceled`); its
+    /// `source()` is the context's cause, when one was given.
+    Context(ContextError),
     /// The server or the client reported an error while the context was live.
     Postgres(tokio_postgres::Error),
     /// [`Client::connect`] could not reach the server.
@@ -91,25 +89,27 @@ pub enum Error {
 
 impl Error {
     /// The context's error if the context ended the query; `None` otherwise.
-    pub fn context_err(&self) -> Option<crate::Error> {
+    pub fn context_err(&self) -> Option<ctx_core::Error> {
+        self.context_error().map(ContextError::err)
+    }
+
+    /// The context's error and cause, if the context ended the query.
+    pub fn context_error(&self) -> Option<&ContextError> {
         match self {
-            Error::Context { err, .. } => Some(*err),
+            Error::Context(stopped) => Some(stopped),
             _ => None,
         }
     }
 
-    fn ended(ctx: &Context, err: crate::Error) -> Error {
-        Error::Context {
-            err,
-            cause: ctx.cause_of_end(err),
-        }
+    fn ended(ctx: &Context, err: ctx_core::Error) -> Error {
+        Error::Context(ContextError::new(ctx, err))
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Context { err, .. } => write!(f, "query canceled: {err}"),
+            Error::Context(stopped) => write!(f, "query canceled: {stopped}"),
             Error::Postgres(e) => fmt::Display::fmt(e, f),
             Error::Connect(e) => write!(f, "could not connect to the server: {e}"),
         }
@@ -119,7 +119,8 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Context { err, .. } => Some(err),
+            // The text holds the context's error; the chain goes on with its cause.
+            Error::Context(stopped) => stopped.source(),
             Error::Postgres(e) => e.source(),
             Error::Connect(e) => Some(e),
         }
@@ -208,10 +209,10 @@ impl Client {
     ///
     /// ```no_run
     /// use ctx_core::Context;
-    /// use ctx_core::postgres::Client;
+    /// use ctx_postgres::Client;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), ctx_core::postgres::Error> {
+    /// # async fn main() -> Result<(), ctx_postgres::Error> {
     /// let mut config: tokio_postgres::Config = "host=127.0.0.1 user=app dbname=app".parse()?;
     /// config.application_name("albums");
     /// let client = Client::connect(&Context::background(), &config).await?;
@@ -278,10 +279,10 @@ impl Client {
     ///
     /// ```no_run
     /// use ctx_core::Context;
-    /// use ctx_core::postgres::Client;
+    /// use ctx_postgres::Client;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), ctx_core::postgres::Error> {
+    /// # async fn main() -> Result<(), ctx_postgres::Error> {
     /// # let ctx = &Context::background();
     /// # let client = &Client::connect(ctx, &"host=127.0.0.1".parse()?).await?;
     /// let pg = client.get_ref();
@@ -321,10 +322,10 @@ impl Client {
     ///
     /// ```no_run
     /// use ctx_core::Context;
-    /// use ctx_core::postgres::Client;
+    /// use ctx_postgres::Client;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), ctx_core::postgres::Error> {
+    /// # async fn main() -> Result<(), ctx_postgres::Error> {
     /// # let ctx = &Context::background();
     /// # let client = &mut Client::connect(ctx, &"host=127.0.0.1".parse()?).await?;
     /// let moved = client
@@ -434,7 +435,7 @@ impl Client {
     async fn finish<T>(
         &self,
         ctx: &Context,
-        raced: Result<Result<T, tokio_postgres::Error>, crate::Error>,
+        raced: Result<Result<T, tokio_postgres::Error>, ctx_core::Error>,
     ) -> Result<T, Error> {
         match raced {
             Ok(Ok(value)) => Ok(value),

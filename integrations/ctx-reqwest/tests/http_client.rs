@@ -1,4 +1,4 @@
-//! `ctx_core::reqwest`: reqwest calls made under a context, against a real axum server on
+//! `ctx_reqwest`: reqwest calls made under a context, against a real axum server on
 //! 127.0.0.1 whose requests have contexts of their own (`ContextLayer`), so each test sees both
 //! ends: what the client got, and what the server's handler saw.
 
@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{BOUND, Server, ended_within};
-use ctx_core::http::RequestEnd;
-use ctx_core::reqwest::{Error as ClientError, RequestBuilderExt, run};
+use ctx_http::RequestEnd;
+use ctx_reqwest::{Error as ClientError, RequestBuilderExt, run};
 use ctx_core::{Context, Error};
 
 fn assert_server_saw_disconnect(ctx: &Context) {
