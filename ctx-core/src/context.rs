@@ -491,6 +491,15 @@ impl Clone for Context {
     }
 }
 
+/// A `Context` is its own context: lets APIs take `impl AsRef<Context>`, so that they accept
+/// `Context`, `&Context` and types that hold one (such as an HTTP framework's extractor).
+impl AsRef<Context> for Context {
+    #[inline]
+    fn as_ref(&self) -> &Context {
+        self
+    }
+}
+
 impl Default for Context {
     /// [`Context::background()`].
     fn default() -> Context {

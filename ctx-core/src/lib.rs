@@ -190,8 +190,9 @@ pub mod __private {
         crate::done::run(ctx, fut, true)
     }
 
-    /// The parent context of a `#[cancellable]` fn: its `ctx` parameter, `&Context` or
-    /// `Context`.
+    /// The parent context of a `#[cancellable]` fn: its `ctx` parameter, `&Context`,
+    /// `Context`, or an extractor that holds one (anything `AsRef<Context>`, such as
+    /// `ctx_http::RequestContext`).
     #[diagnostic::on_unimplemented(
         message = "the context parameter of a `#[cancellable]` fn must be `&ctx_core::Context` or `ctx_core::Context`, not `{Self}`",
         label = "expected `&ctx_core::Context` or `ctx_core::Context`",
@@ -202,29 +203,15 @@ pub mod __private {
         fn parent(&self) -> &Context;
     }
 
-    impl Parent for Context {
+    impl<T: AsRef<Context> + ?Sized> Parent for T {
         #[inline]
         fn parent(&self) -> &Context {
-            self
-        }
-    }
-
-    impl Parent for &Context {
-        #[inline]
-        fn parent(&self) -> &Context {
-            self
-        }
-    }
-
-    impl Parent for &mut Context {
-        #[inline]
-        fn parent(&self) -> &Context {
-            self
+            self.as_ref()
         }
     }
 
     /// The declared return type of a `#[cancellable]` fn that returns a `Result`: says how a
-    /// context error becomes that type. `M` is the marker of the [`IntoCancelError`] impl,
+    /// context error becomes that type. `M` is the marker of the [`IntoCancelError`](crate::IntoCancelError) impl,
     /// inferred.
     #[diagnostic::on_unimplemented(
         message = "`#[cancellable]` cannot return a context error as `{Self}`",

@@ -558,8 +558,11 @@ use proc_macro::TokenStream;
 ///   }
 ///   # fn main() {}
 ///   ```
-/// - A `ctx` parameter is recognised by its type's last path segment, `Context`, behind at
-///   most one `&`/`&mut`: a type alias with another name is rejected; write `&Context`.
+/// - A `ctx` parameter is recognised by its type's last path segment, whose name ends in
+///   `Context` (`Context`, `ctx_http::RequestContext`, …), behind at most one `&`/`&mut`, and
+///   must be `AsRef<ctx_core::Context>`: a type alias with another name is rejected; write
+///   `&Context`. In the body, `ctx` is then the `&Context` of the call, whatever the
+///   parameter's type.
 /// - A `ctx` bound inside a pattern parameter (`(ctx, x): (Context, u8)`) is not adopted.
 #[proc_macro_attribute]
 pub fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {

@@ -125,7 +125,7 @@ pub(crate) fn analyse<'a>(
                     ty,
                     format_args!(
                         "the `{ctx}` parameter of a `#[cancellable]` fn is its parent context and \
-                         must be `&Context` or `Context`; write `{ctx}: &ctx_core::Context`, or \
+                         must be `&Context`, `Context` or an extractor that holds one (such as `RequestContext`); write `{ctx}: &ctx_core::Context`, or \
                          rename this parameter and let `#[cancellable]` add `{ctx}: &Context`"
                     ),
                 ));
@@ -184,15 +184,16 @@ fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     }
 }
 
-/// `Context`, `&Context`, `&'a mut ctx_core::Context`, …: a path ending in `Context`, at most
-/// behind one reference. (An alias of another name is rejected; one named `Context` that is not
-/// ctx-core's is caught by the `Parent` trait bound in the expansion.)
+/// `Context`, `&Context`, `&'a mut ctx_core::Context`, `RequestContext`, …: a path whose last
+/// segment's name ends in `Context`, at most behind one reference. (An alias of another name is
+/// rejected; a type so named that does not hold a ctx-core `Context` is caught by the `Parent`
+/// trait bound in the expansion, which asks for `AsRef<Context>`.)
 fn is_context(ty: &Type) -> bool {
     let ty = match strip(ty) {
         Type::Reference(reference) => &*reference.elem,
         ty => ty,
     };
-    last_segment(ty).is_some_and(|segment| segment.ident == "Context")
+    last_segment(ty).is_some_and(|segment| segment.ident.to_string().ends_with("Context"))
 }
 
 /// `Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`, a local alias named `Result`.

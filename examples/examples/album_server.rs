@@ -21,8 +21,8 @@
 use std::sync::Arc;
 
 use ctx_core::Context;
-use ctx_http::RequestEnd;
 use ctx_examples::{App, router};
+use ctx_http::RequestEnd;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

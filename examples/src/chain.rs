@@ -48,9 +48,9 @@ use axum::http::StatusCode;
 use axum::http::uri::PathAndQuery;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use ctx_http::{ContextLayer, RequestEnd};
-use ctx_reqwest::RequestBuilderExt;
 use ctx_core::{CancelHandle, Context, cancellable};
+use ctx_http::{ContextLayer, RequestContext, RequestEnd};
+use ctx_reqwest::RequestBuilderExt;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tonic::Status;
@@ -310,7 +310,7 @@ impl IntoResponse for EdgeError {
 }
 
 async fn edge_slow_albums(
-    ctx: Context,
+    ctx: RequestContext,
     State(edge): State<Edge>,
     Query(slow): Query<Slow>,
 ) -> Result<Json<Vec<Album>>, EdgeError> {

@@ -16,10 +16,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use ctx_http::{ContextLayer, RequestEnd};
+use ctx_core::{Context, cancellable};
+use ctx_http::{ContextLayer, RequestContext, RequestEnd};
 use ctx_postgres::tokio_postgres;
 use ctx_rusqlite::Db;
-use ctx_core::{Context, cancellable};
 use rusqlite::functions::FunctionFlags;
 use serde::{Deserialize, Serialize};
 
@@ -217,7 +217,7 @@ pub fn router(app: Arc<App>, root: Context, request_timeout: Option<Duration>) -
 /// `GET /albums`: every album.
 #[cancellable(timeout = "5s")]
 async fn list_albums(
-    ctx: Context,
+    ctx: RequestContext,
     State(app): State<Arc<App>>,
 ) -> Result<Json<Vec<Album>>, AppError> {
     Ok(Json(app.albums(ctx, None).await?))
@@ -226,7 +226,7 @@ async fn list_albums(
 /// `GET /albums/{id}`: one album, or 404.
 #[cancellable(timeout = "5s")]
 async fn get_album(
-    ctx: Context,
+    ctx: RequestContext,
     State(app): State<Arc<App>>,
     Path(id): Path<i64>,
 ) -> Result<Json<Album>, AppError> {
@@ -244,7 +244,7 @@ struct Slow {
 /// database. Logs one line if the request is stopped, saying why.
 #[cancellable(timeout = "5s")]
 async fn slow_albums(
-    ctx: Context,
+    ctx: RequestContext,
     State(app): State<Arc<App>>,
     Query(slow): Query<Slow>,
 ) -> Result<Json<Vec<Album>>, AppError> {

@@ -12,10 +12,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{HARD_BOUND, active_demo_queries, postgres_app, sqlite_app, wait_until};
-use ctx_http::RequestEnd;
 use ctx_core::{Context, Error};
 use ctx_examples::App;
 use ctx_examples::chain::{Chain, proto};
+use ctx_http::RequestEnd;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

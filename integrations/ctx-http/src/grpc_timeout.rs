@@ -153,8 +153,24 @@ pub fn timeout_header(ctx: &Context) -> Result<Option<String>, Error> {
 }
 
 /// The time `ctx` has left: `Ok(None)` without a deadline, `Err` if it has ended (never
-/// `Some(Duration::ZERO)`).
-pub(crate) fn time_left(ctx: &Context) -> Result<Option<Duration>, Error> {
+/// `Some(Duration::ZERO)`). This is what a client sends as `grpc-timeout`, before encoding.
+///
+/// ```
+/// use std::time::Duration;
+/// use ctx_core::{Context, Error};
+/// use ctx_http::grpc_timeout::time_left;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let (ctx, _h) = Context::background().with_timeout(Duration::from_secs(2));
+/// assert_eq!(time_left(&ctx), Ok(Some(Duration::from_secs(2))));
+/// assert_eq!(time_left(&Context::background()), Ok(None));
+/// let (ended, h) = Context::background().with_cancel();
+/// h.cancel();
+/// assert_eq!(time_left(&ended), Err(Error::Canceled));
+/// # }
+/// ```
+pub fn time_left(ctx: &Context) -> Result<Option<Duration>, Error> {
     if let Some(err) = ctx.err() {
         return Err(err);
     }

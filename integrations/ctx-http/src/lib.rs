@@ -3,7 +3,7 @@
 //!
 //! [`ContextLayer::new(root)`](ContextLayer::new) wraps a service so that each request gets a
 //! child of `root`, optionally with a timeout ([`ContextLayer::timeout`]), put in the request's
-//! extensions (and, with the `axum` feature, extracted by naming `ctx: Context` in a
+//! extensions (and, with the `axum` feature, extracted by naming `ctx: RequestContext` in a
 //! handler). The request's context ends, with a [`cause()`](ctx_core::Context::cause) that is a
 //! [`RequestEnd`] saying why, when the first of these happens:
 //!
@@ -18,11 +18,11 @@
 //! # The caller's deadline
 //!
 //! A caller that runs under a deadline sends the time it has left in a `grpc-timeout` header
-//! (gRPC clients do; so do `send_ctx` of the `reqwest` feature and `ctx_tonic::call` of
-//! the `tonic` feature). The request's deadline is then the nearer of
+//! (gRPC clients do; so do `send_ctx` of `ctx-reqwest` and `call` of
+//! `ctx-tonic`). The request's deadline is then the nearer of
 //! that and the layer's timeout, so a chain of services shares one deadline. The header can
 //! only shorten a request's time: a malformed or hostile value (not 1 to 8 digits and one of
-//! the units `H M S m u n`, see [`grpc_timeout`](crate::grpc_timeout)) is logged with a `tracing`
+//! the units `H M S m u n`, see [`grpc_timeout`]) is logged with a `tracing`
 //! warning and ignored, and a request whose caller's time has already run out (`0m`) is
 //! answered without calling the service.
 //!
@@ -91,17 +91,18 @@
 //!
 //! # Examples
 //!
-//! With axum (the `axum` feature): the handler names `ctx: Context`.
+//! With axum (the `axum` feature): the handler names `ctx: RequestContext`, which derefs to the
+//! request's `Context`.
 //!
 //! ```
 //! # #![cfg_attr(not(feature = "axum"), allow(unused))]
 //! use std::time::Duration;
 //! use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
 //! use ctx_core::Context;
-//! use ctx_http::ContextLayer;
+//! use ctx_http::{ContextLayer, RequestContext};
 //! use tower_service::Service;
 //!
-//! async fn album(ctx: Context) -> String {
+//! async fn album(ctx: RequestContext) -> String {
 //!     // A lookup that would take a minute: stopped, and answered 504, after 5 s.
 //!     tokio::time::sleep(Duration::from_secs(60)).await;
 //!     format!("album 7 ({:?})", ctx.err())
@@ -161,6 +162,10 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
@@ -179,11 +184,13 @@ use tower_service::Service;
 use crate::grpc_timeout::{GRPC_TIMEOUT, parse_timeout};
 use ctx_core::{CancelHandle, Context, Done, Error};
 
+pub mod grpc_timeout;
+
 #[cfg(feature = "axum")]
 mod axum;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use self::axum::MissingContextLayer;
+pub use self::axum::{MissingContextLayer, RequestContext};
 
 /// Why a request's context ended: the [`cause()`](ctx_core::Context::cause) of the contexts that
 /// [`ContextLayer`] makes.
@@ -262,7 +269,7 @@ impl StdError for RequestEnd {}
 /// tonic server (`tonic::transport::Server::builder().layer(...)`).
 ///
 /// The context is inserted in the request's extensions (`req.extensions().get::<Context>()`,
-/// or the `Context` extractor in axum). If the request already carries a `Context` (from an
+/// or the `RequestContext` extractor in axum). If the request already carries a `Context` (from an
 /// outer `ContextLayer`, or put there by your own middleware), the request's context is a
 /// child of that one instead of the root: layers nest, and an inner timeout can only shorten
 /// an outer one.
@@ -513,7 +520,7 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 
 /// The layer's answer to a request whose context ended before the service answered.
 fn ended<B>(ctx: &Context, err: Error, grpc: bool) -> Response<ResponseBody<B>> {
-    let text = ctx.cause_of_end(err).to_string();
+    let text = ctx_core::ContextError::new(ctx, err).cause().to_string();
     if grpc {
         return grpc_ended(ctx, err, &text);
     }
@@ -541,7 +548,20 @@ fn is_grpc(headers: &HeaderMap) -> bool {
 /// The gRPC status code for `ctx`, which ended with `err`: `DEADLINE_EXCEEDED` (4) for a
 /// deadline, `UNAVAILABLE` (14) for a server shutting down ([`RequestEnd::ShuttingDown`]), which
 /// a client may retry elsewhere, and `CANCELLED` (1) otherwise.
-pub(crate) fn grpc_code(ctx: &Context, err: Error) -> i32 {
+///
+/// The layer answers gRPC requests whose context ended with this code, and `ctx-tonic` builds
+/// its `Status` from it, so that a server and a client agree.
+///
+/// ```
+/// use ctx_core::{Context, Error};
+/// use ctx_http::grpc_code;
+///
+/// let (ctx, h) = Context::background().with_cancel();
+/// h.cancel();
+/// assert_eq!(grpc_code(&ctx, Error::Canceled), 1);
+/// assert_eq!(grpc_code(&ctx, Error::DeadlineExceeded), 4);
+/// ```
+pub fn grpc_code(ctx: &Context, err: Error) -> i32 {
     match (err, RequestEnd::of(ctx)) {
         (Error::DeadlineExceeded, _) => 4,
         (Error::Canceled, Some(RequestEnd::ShuttingDown)) => 14,

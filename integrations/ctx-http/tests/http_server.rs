@@ -1,12 +1,10 @@
 //! `ctx_http::ContextLayer` and the axum extractor, against real servers on 127.0.0.1
 //! (raw TCP clients, reqwest, hyper's HTTP/2 client) and in process on the paused clock.
 //!
-//! The tests over the network run on the real clock; each waits at most `common::BOUND`, and
+//! The tests over the network run on the real clock; each waits at most `ctx_test_server::BOUND`, and
 //! the time a disconnect took to be noticed is printed (`cargo test --test http_server --
 //! --nocapture` shows it): it must be far below 100 ms, and only a hard 2 s bound is asserted
 //! so that a loaded CI machine stays green.
-
-mod common;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -15,9 +13,9 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http;
 use axum::routing::get;
-use common::{BOUND, FOREVER, FirstChunkOnly, Server, ended_within};
-use ctx_http::{ContextLayer, MissingContextLayer, RequestEnd};
 use ctx_core::{Context, Error};
+use ctx_http::{ContextLayer, MissingContextLayer, RequestContext, RequestEnd};
+use ctx_test_server::{BOUND, FOREVER, FirstChunkOnly, Server, ended_within};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -404,7 +402,7 @@ async fn timeout_on_the_paused_clock() {
     let app = Router::new()
         .route(
             "/",
-            get(move |ctx: Context| async move {
+            get(move |RequestContext(ctx): RequestContext| async move {
                 ctx_tx.send(ctx).unwrap();
                 tokio::time::sleep(FOREVER).await;
                 "finished"
@@ -431,7 +429,7 @@ async fn a_handler_that_watches_its_context_answers_itself() {
     let app = Router::new()
         .route(
             "/",
-            get(|ctx: Context| async move {
+            get(|RequestContext(ctx): RequestContext| async move {
                 match ctx.run(tokio::time::sleep(FOREVER)).await {
                     Ok(()) => "finished".to_string(),
                     Err(err) => format!("handler saw: {err} ({})", ctx.cause().unwrap()),
@@ -492,7 +490,7 @@ async fn extractor_gives_the_request_context() {
     let app = Router::new()
         .route(
             "/",
-            get(|ctx: Context| async move {
+            get(|RequestContext(ctx): RequestContext| async move {
                 format!(
                     "live: {}, deadline: {}",
                     !ctx.is_done(),
@@ -512,7 +510,7 @@ async fn extractor_gives_the_request_context() {
 
 #[tokio::test(start_paused = true)]
 async fn extractor_without_the_layer_answers_500_not_a_panic() {
-    let app = Router::new().route("/", get(|_ctx: Context| async { "unreachable" }));
+    let app = Router::new().route("/", get(|_ctx: RequestContext| async { "unreachable" }));
     let (status, body) = call(app, "/").await;
     assert_eq!(status, http::StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body, MissingContextLayer.to_string());
@@ -528,7 +526,9 @@ async fn root_values_reach_the_request() {
     let app = Router::new()
         .route(
             "/",
-            get(|ctx: Context| async move { ctx.value::<ServerName>().unwrap().0 }),
+            get(|RequestContext(ctx): RequestContext| async move {
+                ctx.value::<ServerName>().unwrap().0
+            }),
         )
         .layer(ContextLayer::new(root));
     assert_eq!(
@@ -546,7 +546,7 @@ async fn nested_layers_derive_from_the_outer_context() {
         let app = Router::new()
             .route(
                 "/",
-                get(|ctx: Context| async move {
+                get(|RequestContext(ctx): RequestContext| async move {
                     format!(
                         "{:?}",
                         ctx.deadline().unwrap() - tokio::time::Instant::now()
@@ -643,7 +643,7 @@ async fn a_response_future_dropped_early_is_a_disconnect() {
     let app = Router::new()
         .route(
             "/",
-            get(move |ctx: Context| {
+            get(move |RequestContext(ctx): RequestContext| {
                 let seen_tx = seen_tx.clone();
                 async move {
                     let _watch = SeesCauseOnDrop(ctx, seen_tx);

@@ -38,6 +38,9 @@
 //! another that was queued behind it. Give each cancellable piece of work a connection of its
 //! own (a pool), as Go's `database/sql` does.
 
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
 use std::fmt;
 use std::future::{Future, IntoFuture, poll_fn};
 use std::net::SocketAddr;
@@ -52,8 +55,6 @@ use tokio::time::{Instant, timeout};
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{CancelToken, Config, NoTls, Row, ToStatement};
-
-use std::error::Error as _;
 
 use ctx_core::{Context, ContextError};
 

@@ -8,13 +8,13 @@
 //! `json()` with reqwest's `json` feature).
 //!
 //! The request carries the context's remaining time in a `grpc-timeout` header, which
-//! `ctx_http::ContextLayer` (the `http` feature) reads on the other side: one deadline, and one
-//! hang-up, for a chain of services (see the crate's README, "Across services").
+//! `ctx_http::ContextLayer` (crate `ctx-http`) reads on the other side: one deadline, and one
+//! hang-up, for a chain of services (see the workspace README, "Across services").
 //!
 //! ```
 //! use std::time::Duration;
 //! use ctx_core::Context;
-//! use ctx_reqwest::{Error, RequestBuilderExt};
+//! use ctx_reqwest::RequestBuilderExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -32,19 +32,21 @@
 //!     Context::background().with_timeout_cause(Duration::from_millis(50), "albums too slow");
 //! let client = reqwest::Client::new();
 //! let err = client.get(&url).send_ctx(&ctx).await.unwrap_err();
-//! assert!(matches!(err, Error::Context { err: ctx_core::Error::DeadlineExceeded, .. }));
-//! assert_eq!(
-//!     err.to_string(),
-//!     "request aborted: context deadline exceeded (albums too slow)"
-//! );
+//! assert_eq!(err.context_err(), Some(ctx_core::Error::DeadlineExceeded));
+//! assert_eq!(err.to_string(), "request aborted: context deadline exceeded");
+//! // The cause is the error's source: `{:#}`-style reports show the whole chain.
+//! let stopped = err.context_error().unwrap();
+//! assert_eq!(stopped.cause().to_string(), "albums too slow");
 //! # }
 //! ```
+
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
 
 use ctx_http::grpc_timeout::{GRPC_TIMEOUT, timeout_header};
-use std::error::Error as _;
 
 use ctx_core::{Context, ContextError};
 
@@ -144,7 +146,7 @@ pub trait RequestBuilderExt: sealed::Sealed {
     /// Go: `client.Do(req.WithContext(ctx))`.
     ///
     /// If `ctx` has a deadline, the request carries the time left in a `grpc-timeout` header
-    /// (see [`ctx_http::grpc_timeout`](ctx_http::grpc_timeout)), rounded down: a server behind
+    /// (see [`ctx_http::grpc_timeout`]), rounded down: a server behind
     /// `ctx_http::ContextLayer` gives the request a deadline no later than
     /// the caller's. Servers that do not know the header ignore it.
     ///

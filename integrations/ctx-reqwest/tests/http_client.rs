@@ -2,14 +2,12 @@
 //! 127.0.0.1 whose requests have contexts of their own (`ContextLayer`), so each test sees both
 //! ends: what the client got, and what the server's handler saw.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{BOUND, Server, ended_within};
+use ctx_core::{Context, Error};
 use ctx_http::RequestEnd;
 use ctx_reqwest::{Error as ClientError, RequestBuilderExt, run};
-use ctx_core::{Context, Error};
+use ctx_test_server::{BOUND, Server, ended_within};
 
 fn assert_server_saw_disconnect(ctx: &Context) {
     assert_eq!(ctx.err(), Some(Error::Canceled));
@@ -52,14 +50,11 @@ async fn a_call_under_an_ended_context_is_not_sent() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, ClientError::Context { err: Error::Canceled, cause } if cause.to_string() == "user gave up"),
+        matches!(&err, ClientError::Context(stopped) if stopped.err() == Error::Canceled && stopped.cause().to_string() == "user gave up"),
         "{err:?}"
     );
     assert_eq!(err.context_err(), Some(Error::Canceled));
-    assert_eq!(
-        err.to_string(),
-        "request aborted: context canceled (user gave up)"
-    );
+    assert_eq!(err.to_string(), "request aborted: context canceled");
 
     // Had anything been sent, the server would have seen it by now.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -106,10 +101,7 @@ async fn a_cancel_mid_flight_aborts_the_call_and_the_server_sees_a_disconnect() 
         .unwrap()
         .unwrap_err();
     assert_eq!(err.context_err(), Some(Error::Canceled));
-    assert_eq!(
-        err.to_string(),
-        "request aborted: context canceled (user gave up)"
-    );
+    assert_eq!(err.to_string(), "request aborted: context canceled");
 
     ended_within(&server_ctx).await;
     assert_server_saw_disconnect(&server_ctx);
@@ -137,16 +129,14 @@ async fn a_deadline_mid_flight_aborts_the_call() {
     assert!(
         matches!(
             err,
-            ClientError::Context {
-                err: Error::DeadlineExceeded,
-                ..
-            }
+            ClientError::Context(ref stopped) if stopped.err() == Error::DeadlineExceeded
+                && stopped.cause().to_string() == "albums lookup too slow"
         ),
         "{err:?}"
     );
     assert_eq!(
         err.to_string(),
-        "request aborted: context deadline exceeded (albums lookup too slow)"
+        "request aborted: context deadline exceeded"
     );
     ended_within(&server_ctx).await;
     // The request carried the caller's deadline (`grpc-timeout`), so the server's context
@@ -210,10 +200,9 @@ async fn a_cancel_while_reading_the_body_aborts_the_read() {
         .unwrap()
         .unwrap()
         .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "request aborted: context canceled (enough)"
-    );
+    assert_eq!(err.to_string(), "request aborted: context canceled");
+    let source = std::error::Error::source(&err).expect("the cause is the source");
+    assert_eq!(source.to_string(), "enough");
     ended_within(&server_ctx).await;
     assert_server_saw_disconnect(&server_ctx);
 }

@@ -72,6 +72,9 @@
 //! closure returned `Ok`, even if the context ended in the meantime (the work was done, a write
 //! committed).
 
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
 use std::fmt;
 use std::panic::resume_unwind;
 use std::path::Path;
@@ -81,8 +84,6 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, InterruptHandle};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use std::error::Error as _;
 
 use ctx_core::{AfterFunc, Context, ContextError};
 
@@ -139,7 +140,9 @@ impl fmt::Display for Error {
         match self {
             Error::Context(stopped) => write!(f, "query interrupted: {stopped}"),
             Error::Sqlite(e) => fmt::Display::fmt(e, f),
-            Error::RuntimeShutdown => f.write_str("the tokio runtime shut down before the query ran"),
+            Error::RuntimeShutdown => {
+                f.write_str("the tokio runtime shut down before the query ran")
+            }
         }
     }
 }

@@ -15,8 +15,9 @@
 //!   `grpc-timeout` with a timer of its own, around the layers: when its timer fires first, the
 //!   caller gets tonic's `CANCELLED` "Timeout expired", and the call's context ends as if the
 //!   caller had gone away, which stops the handler all the same.)
-//! - **`#[cancellable]`.** A context error converts into a [`Status`]
-//!   (`From<ctx_core::Error>`), so a handler's helpers can be `#[cancellable]` fns that return
+//! - **`#[cancellable]`.** A context error converts into a [`Status`] (this crate implements
+//!   [`IntoCancelError`] for it; [`status_of_error`] is the same
+//!   conversion as a function), so a handler's helpers can be `#[cancellable]` fns that return
 //!   `Result<T, Status>`.
 //!
 //! ```
@@ -42,13 +43,16 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
 use std::future::Future;
 
 use tonic::{Code, IntoRequest, Request, Response, Status};
 
+use ctx_core::{Context, ContextError, Error, IntoCancelError};
 use ctx_http::grpc_code;
 use ctx_http::grpc_timeout::time_left;
-use ctx_core::{Context, Error};
 
 /// Makes a gRPC call under `ctx`: `send` (a generated client's method, as in
 /// `|req| client.get_album(req)`) is called with the request unless `ctx` has already ended,
@@ -133,20 +137,69 @@ where
 pub fn status(ctx: &Context, err: Error) -> Status {
     Status::new(
         Code::from_i32(grpc_code(ctx, err)),
-        ctx.cause_of_end(err).to_string(),
+        ContextError::new(ctx, err).cause().to_string(),
     )
 }
 
 /// `DEADLINE_EXCEEDED` or `CANCELLED`, with the error's text: what a `#[cancellable]` fn that
 /// returns `Result<T, Status>` gives back when its context ends. Use [`status`] where the
 /// context is at hand, to say why.
-impl From<Error> for Status {
-    fn from(err: Error) -> Status {
-        let code = match err {
-            Error::DeadlineExceeded => Code::DeadlineExceeded,
-            Error::Canceled => Code::Cancelled,
-        };
-        Status::new(code, err.to_string())
+///
+/// ```
+/// use ctx_core::Error;
+/// use ctx_tonic::status_of_error;
+/// use tonic::Code;
+///
+/// let status = status_of_error(Error::DeadlineExceeded);
+/// assert_eq!((status.code(), status.message()), (Code::DeadlineExceeded, "context deadline exceeded"));
+/// ```
+pub fn status_of_error(err: Error) -> Status {
+    let code = match err {
+        Error::DeadlineExceeded => Code::DeadlineExceeded,
+        Error::Canceled => Code::Cancelled,
+    };
+    Status::new(code, err.to_string())
+}
+
+/// The marker of this crate's [`IntoCancelError`] impl for [`Status`]. Rust's orphan rule
+/// keeps any crate but tonic's and ctx-core's from writing `impl From<ctx_core::Error> for
+/// Status`; the marker makes the impl this crate's own. It is inferred: nothing names it.
+#[derive(Debug)]
+pub enum ViaStatus {}
+
+/// A `#[cancellable]` fn that returns `Result<T, Status>` stops with [`status_of_error`].
+///
+/// Like every trait impl, this one is seen by a crate that uses `ctx_tonic` somewhere (as any
+/// gRPC server does, for [`context`]); a crate that only lists it in `Cargo.toml` is told that
+/// `Status` has no `From<ctx_core::Error>`.
+///
+/// ```
+/// use ctx_core::{cancellable, Context};
+/// use tonic::{Code, Request, Status};
+///
+/// #[cancellable]
+/// async fn load(id: u32) -> Result<u32, Status> {
+///     Ok(id)
+/// }
+///
+/// /// A handler: its context comes from the request.
+/// async fn get(request: Request<u32>) -> Result<u32, Status> {
+///     let ctx = ctx_tonic::context(&request)?;
+///     load(&ctx, *request.get_ref()).await
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// cancel.cancel();
+/// let mut request = Request::new(7);
+/// request.extensions_mut().insert(ctx); // what `ContextLayer` does
+/// assert_eq!(get(request).await.unwrap_err().code(), Code::Cancelled);
+/// # }
+/// ```
+impl IntoCancelError<ViaStatus> for Status {
+    fn into_cancel_error(err: Error) -> Status {
+        status_of_error(err)
     }
 }
 

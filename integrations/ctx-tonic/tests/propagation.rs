@@ -4,8 +4,6 @@
 //! `ctx_tonic`. The three-service chain over real sockets is in
 //! `examples/tests/three_services.rs`.
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,11 +11,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{self, HeaderValue, StatusCode};
-use common::{BOUND, FOREVER, Server};
-use ctx_http::{ContextLayer, RequestEnd};
-use ctx_http::grpc_timeout::{encode_timeout, parse_timeout};
-use ctx_reqwest::RequestBuilderExt;
 use ctx_core::{Context, Error, cancellable};
+use ctx_http::grpc_timeout::{encode_timeout, parse_timeout};
+use ctx_http::{ContextLayer, RequestEnd};
+use ctx_reqwest::RequestBuilderExt;
+use ctx_test_server::{BOUND, FOREVER, Server};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use tokio::time::Instant;

@@ -1,7 +1,8 @@
 //! A real axum server on 127.0.0.1 for the HTTP tests: every request gets its context from
 //! `ContextLayer`, and the handlers hand their contexts to the test.
 
-#![allow(dead_code, unreachable_pub)] // each test file uses a part of it
+// Test support only: its types need no `Debug`.
+#![allow(missing_debug_implementations)]
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -15,8 +16,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use ctx_http::ContextLayer;
 use ctx_core::{CancelHandle, Context};
+use ctx_http::{ContextLayer, RequestContext};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -42,13 +43,13 @@ impl Probe {
 }
 
 /// `GET /hello`: answers at once.
-async fn hello(State(probe): State<Probe>, ctx: Context) -> String {
+async fn hello(State(probe): State<Probe>, RequestContext(ctx): RequestContext) -> String {
     probe.calls.fetch_add(1, Ordering::SeqCst);
     format!("hello, live: {}", !ctx.is_done())
 }
 
 /// `GET /wait`: hands its context to the test and sleeps (not watching it: the layer stops it).
-async fn wait(State(probe): State<Probe>, ctx: Context) -> &'static str {
+async fn wait(State(probe): State<Probe>, RequestContext(ctx): RequestContext) -> &'static str {
     probe.started(&ctx);
     tokio::time::sleep(FOREVER).await;
     "finished"
@@ -56,13 +57,17 @@ async fn wait(State(probe): State<Probe>, ctx: Context) -> &'static str {
 
 /// `GET /stream`: answers at once with a body whose first chunk comes at once and whose second
 /// never does.
-async fn stream(State(probe): State<Probe>, ctx: Context) -> Body {
+async fn stream(State(probe): State<Probe>, RequestContext(ctx): RequestContext) -> Body {
     probe.started(&ctx);
     Body::new(FirstChunkOnly(Some(Bytes::from_static(b"first chunk\n"))))
 }
 
 /// `POST /unread`: holds the request body without reading it.
-async fn unread(State(probe): State<Probe>, ctx: Context, body: Body) -> &'static str {
+async fn unread(
+    State(probe): State<Probe>,
+    RequestContext(ctx): RequestContext,
+    body: Body,
+) -> &'static str {
     probe.started(&ctx);
     tokio::time::sleep(FOREVER).await;
     drop(body);
@@ -70,7 +75,11 @@ async fn unread(State(probe): State<Probe>, ctx: Context, body: Body) -> &'stati
 }
 
 /// `POST /read`: reads the whole request body, then sleeps.
-async fn read(State(probe): State<Probe>, ctx: Context, body: Bytes) -> String {
+async fn read(
+    State(probe): State<Probe>,
+    RequestContext(ctx): RequestContext,
+    body: Bytes,
+) -> String {
     probe.started(&ctx);
     tokio::time::sleep(FOREVER).await;
     format!("{} bytes", body.len())

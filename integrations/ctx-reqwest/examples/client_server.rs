@@ -1,17 +1,17 @@
 //! A server whose requests carry contexts, and a client that calls it under contexts of its
 //! own: the three ways a request's context ends, seen from both sides.
 //!
-//! Run it with `cargo run -p ctx-core --example http --features axum,reqwest`.
+//! Run it with `cargo run -p ctx-reqwest --example client_server`.
 
 use std::time::Duration;
 
 use axum::{Router, routing::get};
 use ctx_core::Context;
-use ctx_http::{ContextLayer, RequestEnd};
+use ctx_http::{ContextLayer, RequestContext, RequestEnd};
 use ctx_reqwest::{RequestBuilderExt, run};
 
 /// A report that takes 10 s to build: the layer stops it when the request's context ends.
-async fn report(ctx: Context) -> &'static str {
+async fn report(ctx: RequestContext) -> &'static str {
     // Says why the request's context ended, whoever ended it (the handler is dropped at its
     // `.await`, so its own code would never get to say it).
     let watched = ctx.clone();
