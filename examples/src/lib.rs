@@ -93,7 +93,7 @@ impl PgPool {
     ) -> Result<PgPool, AppError> {
         let (give_back, idle) = tokio::sync::mpsc::channel(size);
         for _ in 0..size {
-            let client = ctx_postgres::Client::connect(ctx, config).await?;
+            let client = ctx_postgres::Client::connect(ctx, config, tokio_postgres::NoTls).await?;
             give_back
                 .try_send(client)
                 .expect("room for every connection");

@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = url.parse()?;
     let ctx = Context::background();
-    let client = Client::connect(&ctx, &config).await?;
+    let client = Client::connect(&ctx, &config, tokio_postgres::NoTls).await?;
 
     let (ctx, _cancel) = ctx.with_timeout(Duration::from_millis(200));
     let start = Instant::now();

@@ -3,10 +3,11 @@
 //!
 //! Dropping a tokio-postgres future only stops waiting: the server carries on with the query.
 //! A [`Client`] wraps a `tokio_postgres::Client` and, when the context of a query ends before
-//! the query completes, does what libpq's `PQcancel` does: it opens a second connection, sends
-//! a cancel request (the backend's process id and secret key) and waits until the server has
-//! acted on it. Then it waits until the connection has finished whatever the cancelled work
-//! left in its pipeline, so that the client is ready, and returns [`Error::Context`].
+//! the query completes, does what libpq's `PQcancel` does: it sends a cancel request (the
+//! backend's process id and secret key) through tokio-postgres's [`CancelToken`], over a
+//! second connection made with *your* TLS connector, to the host the client is connected to.
+//! Then it waits until the connection has finished whatever the cancelled work left in its
+//! pipeline, so that the client is ready, and returns [`Error::Context`].
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -16,7 +17,9 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Error> {
 //! let config = "postgres://app:secret@127.0.0.1:5432/app".parse().unwrap();
-//! let client = Client::connect(&Context::background(), &config).await?;
+//! // Any TLS connector of tokio-postgres's (postgres-native-tls, postgres-openssl,
+//! // tokio-postgres-rustls), or `NoTls`: the cancel requests use it too.
+//! let client = Client::connect(&Context::background(), &config, tokio_postgres::NoTls).await?;
 //!
 //! let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(200));
 //! let err = client.query(&ctx, "SELECT pg_sleep(30)", &[]).await.unwrap_err();
@@ -31,9 +34,10 @@
 //! # One query at a time per connection, if you cancel
 //!
 //! A cancel request names a connection, not a query: the server cancels whatever that
-//! connection is executing when the request arrives. A `Client` makes sure its own late cancel
-//! cannot reach the *next* query it is asked to run (it waits for the server's acknowledgement
-//! and for the pipeline to drain before returning). But tokio-postgres also lets several tasks
+//! connection is executing when the request arrives. A `Client` keeps its own late cancel from
+//! reaching the *next* query it is asked to run: it waits for the server's acknowledgement of
+//! the cancel (see [`Canceller`]) and for a fence (an empty query sent behind the cancelled
+//! work) to come back before returning. But tokio-postgres also lets several tasks
 //! pipeline queries on one client at once; a cancel meant for one of them may then stop
 //! another that was queued behind it. Give each cancellable piece of work a connection of its
 //! own (a pool), as Go's `database/sql` does.
@@ -48,26 +52,28 @@
 #![doc(test(attr(deny(warnings))))]
 
 use std::fmt;
-use std::future::{Future, IntoFuture, poll_fn};
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 use tokio_postgres::config::Host;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{CancelToken, Config, NoTls, Row, ToStatement};
+use tokio_postgres::{CancelToken, Config, Row, Socket, ToStatement};
 
 use ctx_core::{Context, ContextError};
 
 /// The tokio-postgres this module is built with, for naming its types at the same version.
 pub use tokio_postgres;
 
-/// How long one cancel request (connect, send, acknowledgement) may take.
+/// How long one cancel request (connect, TLS, send) may take before it is given up.
 const CANCEL_LIMIT: Duration = Duration::from_secs(1);
 
 /// How long to wait for the pipeline to drain before sending the cancel again (the first one
@@ -90,8 +96,14 @@ pub enum Error {
     Context(ContextError),
     /// The server or the client reported an error while the context was live.
     Postgres(tokio_postgres::Error),
-    /// [`Client::connect`] could not reach the server.
-    Connect(std::io::Error),
+    /// [`Client::connect`] could not connect: no host answered, the TLS handshake or the
+    /// authentication failed.
+    Connect(tokio_postgres::Error),
+    /// A cancel request ([`Canceller::cancel`]) could not be sent: its connection, its TLS
+    /// handshake or the server failed.
+    Cancel(Box<dyn std::error::Error + Send + Sync>),
+    /// A cancel request ([`Canceller::cancel`]) got no answer within its time limit (1 s).
+    CancelTimedOut,
 }
 
 impl Error {
@@ -119,6 +131,12 @@ impl fmt::Display for Error {
             Error::Context(stopped) => write!(f, "query canceled: {stopped}"),
             Error::Postgres(e) => fmt::Display::fmt(e, f),
             Error::Connect(e) => write!(f, "could not connect to the server: {e}"),
+            Error::Cancel(e) => write!(f, "could not send the cancel request: {e}"),
+            Error::CancelTimedOut => write!(
+                f,
+                "the cancel request got no answer within {} s",
+                CANCEL_LIMIT.as_secs()
+            ),
         }
     }
 }
@@ -130,6 +148,8 @@ impl std::error::Error for Error {
             Error::Context(stopped) => stopped.source(),
             Error::Postgres(e) => e.source(),
             Error::Connect(e) => Some(e),
+            Error::Cancel(e) => Some(&**e),
+            Error::CancelTimedOut => None,
         }
     }
 }
@@ -140,53 +160,198 @@ impl From<tokio_postgres::Error> for Error {
     }
 }
 
-/// Sends cancel requests for one connection and waits for the server to act on them.
+/// The TLS connectors a [`Client`] can connect and cancel with: tokio-postgres's
+/// [`MakeTlsConnect`] over its [`Socket`] (for the connection) and over an [`AckStream`] (for
+/// cancel requests), sendable to the task that sends a cancel. `tokio_postgres::NoTls`,
+/// postgres-native-tls's, postgres-openssl's and tokio-postgres-rustls's connectors all are:
+/// they are generic over the stream.
+pub trait Tls:
+    MakeTlsConnect<Socket, Stream = Self::Conn, TlsConnect = Self::Connect>
+    + MakeTlsConnect<AckStream, Stream = Self::CancelConn, TlsConnect = Self::CancelConnect>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+    /// The connector's stream.
+    type Conn: TlsStream + Unpin + Send + 'static;
+    /// The connector's per-connection handshake.
+    type Connect: TlsConnect<Socket, Stream = Self::Conn, Future = Self::Handshake> + Send;
+    /// The handshake's future.
+    type Handshake: Send;
+    /// The stream of a cancel request.
+    type CancelConn: TlsStream + Unpin + Send + 'static;
+    /// The handshake of a cancel request.
+    type CancelConnect: TlsConnect<AckStream, Stream = Self::CancelConn, Future = Self::CancelHandshake>
+        + Send;
+    /// The future of a cancel request's handshake.
+    type CancelHandshake: Send;
+}
+
+impl<T> Tls for T
+where
+    T: MakeTlsConnect<Socket> + MakeTlsConnect<AckStream> + Clone + Send + Sync + 'static,
+    <T as MakeTlsConnect<Socket>>::Stream: Send + 'static,
+    <T as MakeTlsConnect<Socket>>::TlsConnect: Send,
+    <<T as MakeTlsConnect<Socket>>::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    <T as MakeTlsConnect<AckStream>>::Stream: Send + 'static,
+    <T as MakeTlsConnect<AckStream>>::TlsConnect: Send,
+    <<T as MakeTlsConnect<AckStream>>::TlsConnect as TlsConnect<AckStream>>::Future: Send,
+{
+    type Conn = <T as MakeTlsConnect<Socket>>::Stream;
+    type Connect = <T as MakeTlsConnect<Socket>>::TlsConnect;
+    type Handshake = <<T as MakeTlsConnect<Socket>>::TlsConnect as TlsConnect<Socket>>::Future;
+    type CancelConn = <T as MakeTlsConnect<AckStream>>::Stream;
+    type CancelConnect = <T as MakeTlsConnect<AckStream>>::TlsConnect;
+    type CancelHandshake =
+        <<T as MakeTlsConnect<AckStream>>::TlsConnect as TlsConnect<AckStream>>::Future;
+}
+
+/// The TCP stream a [`Client`] sends a cancel request on. Shutting it down (which
+/// tokio-postgres does once the request is written) also waits until the server closes the
+/// connection, which it does after it has signalled the backend: that is the request's
+/// acknowledgement, as libpq's `PQcancel` waits for it.
+#[derive(Debug)]
+pub struct AckStream {
+    tcp: TcpStream,
+    write_shut: bool,
+}
+
+impl AsyncRead for AckStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for AckStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.write_shut {
+            ready!(Pin::new(&mut self.tcp).poll_shutdown(cx))?;
+            self.write_shut = true;
+        }
+        // The acknowledgement: whatever the server sends (over TLS, its close_notify) until
+        // it closes the connection. An error is an end too.
+        let mut scratch = [0u8; 64];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut self.tcp).poll_read(cx, &mut buf)) {
+                Ok(()) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Ok(()) => continue,
+                Err(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+type SendCancel = dyn Fn() -> BoxFuture<'static, Result<(), Error>> + Send + Sync;
+
+/// Sends cancel requests for one connection: tokio-postgres's [`CancelToken`], with the TLS
+/// connector the client was connected with, each request bounded by a time limit of its own.
 ///
-/// With the server's address (what [`Client::connect`] records), a cancel is acknowledged: the
-/// server closes the cancel connection once it has signalled the backend, as libpq's
-/// `PQcancel` waits for. Without it (a Unix socket, or [`Client::new`] with `None`), the
-/// request goes through tokio-postgres's own [`CancelToken::cancel_query`], which returns as
-/// soon as the request is written.
+/// When the client knows the address of the server it is connected to (one TCP host in its
+/// configuration, or several of which the server's own address picks one), the request goes
+/// over an [`AckStream`] and `cancel` returns once the server has acknowledged it. Otherwise
+/// (Unix sockets, an address behind a proxy that matches none of the hosts) it goes through
+/// [`CancelToken::cancel_query`], which returns as soon as the request is written.
 #[derive(Clone)]
 pub struct Canceller {
-    token: CancelToken,
-    addr: Option<SocketAddr>,
+    send: Arc<SendCancel>,
+    acknowledged: bool,
 }
 
 impl Canceller {
-    /// Cancels the query that the connection of `token` is running, if any.
+    fn new<T: Tls>(token: CancelToken, tls: T, target: Option<(String, SocketAddr)>) -> Canceller {
+        let acknowledged = target.is_some();
+        let send: Arc<SendCancel> = match target {
+            Some((domain, addr)) => Arc::new(move || {
+                let token = token.clone();
+                let mut tls = tls.clone();
+                let domain = domain.clone();
+                Box::pin(async move {
+                    let tcp = TcpStream::connect(addr)
+                        .await
+                        .map_err(|e| Error::Cancel(e.into()))?;
+                    let _ = tcp.set_nodelay(true);
+                    let connect = MakeTlsConnect::<AckStream>::make_tls_connect(&mut tls, &domain)
+                        .map_err(|e| Error::Cancel(e.into()))?;
+                    let stream = AckStream {
+                        tcp,
+                        write_shut: false,
+                    };
+                    token
+                        .cancel_query_raw(stream, connect)
+                        .await
+                        .map_err(|e| Error::Cancel(e.into()))
+                })
+            }),
+            None => Arc::new(move || {
+                let token = token.clone();
+                let tls = tls.clone();
+                Box::pin(async move {
+                    token
+                        .cancel_query(tls)
+                        .await
+                        .map_err(|e| Error::Cancel(e.into()))
+                })
+            }),
+        };
+        Canceller { send, acknowledged }
+    }
+
+    /// Asks the server to cancel what this connection is running, if anything.
     ///
     /// # Errors
     ///
-    /// If the server cannot be reached. (Whether a query was cancelled is never reported: the
+    /// [`Error::Cancel`] if the server cannot be reached, [`Error::CancelTimedOut`] if the
+    /// request takes more than 1 s. (Whether a query was cancelled is never reported: the
     /// protocol does not say.)
     pub async fn cancel(&self) -> Result<(), Error> {
-        let Some(addr) = self.addr else {
-            return self
-                .token
-                .cancel_query(NoTls)
-                .await
-                .map_err(Error::Postgres);
-        };
-        let mut stream = TcpStream::connect(addr).await.map_err(Error::Connect)?;
-        let _ = stream.set_nodelay(true);
-        self.token
-            .cancel_query_raw(&mut stream, NoTls)
-            .await
-            .map_err(Error::Postgres)?;
-        // The server reads the request, signals the backend, then closes the connection.
-        let mut buf = [0u8; 16];
-        while let Ok(1..) = stream.read(&mut buf).await {}
-        Ok(())
+        match timeout(CANCEL_LIMIT, (self.send)()).await {
+            Ok(sent) => sent,
+            Err(_) => Err(Error::CancelTimedOut),
+        }
+    }
+
+    /// Whether [`cancel`](Canceller::cancel) waits for the server's acknowledgement.
+    pub fn is_acknowledged(&self) -> bool {
+        self.acknowledged
     }
 }
 
 impl fmt::Debug for Canceller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Canceller")
-            .field("addr", &self.addr)
+            .field("acknowledged", &self.acknowledged)
             .finish_non_exhaustive()
     }
+}
+
+/// What the queries of one [`Client`] share besides the connection: how to cancel, and the
+/// cancel a dropped query left in flight.
+struct Shared {
+    canceller: Canceller,
+    /// The cancel sent for work whose future was dropped in flight (it could not wait for the
+    /// server): the next query waits for it and settles the connection before it is sent.
+    dropped: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A tokio-postgres client whose queries run under a [`Context`] and are cancelled on the
@@ -196,58 +361,65 @@ impl fmt::Debug for Canceller {
 /// [`get_mut`](Client::get_mut).
 pub struct Client {
     client: tokio_postgres::Client,
-    canceller: Canceller,
-    /// The cancel sent for work whose future was dropped in flight (it could not wait for the
-    /// server): the next query waits for it and settles the connection before it is sent.
-    dropped: Mutex<Option<JoinHandle<()>>>,
+    shared: Shared,
 }
 
 impl Client {
-    /// Connects to the server described by `config` (without TLS), under `ctx`, and spawns the
-    /// connection's task on the current tokio runtime.
-    ///
-    /// TCP hosts are tried in order; the address that answered is kept for acknowledged
-    /// cancels. For Unix-socket hosts, tokio-postgres connects by itself.
+    /// Connects to the server described by `config` under `ctx`, with `tls` (or
+    /// `tokio_postgres::NoTls`), as `tokio_postgres::connect` does (every host in order, its
+    /// timeouts and keepalives), and spawns the connection's task on the current tokio runtime.
+    /// The same connector sends the cancel requests.
     ///
     /// # Errors
     ///
     /// [`Error::Context`] if `ctx` ended first, [`Error::Connect`] if no host could be
-    /// reached, [`Error::Postgres`] if the server refused the connection.
+    /// reached or the server refused the connection.
     ///
     /// ```no_run
     /// use ctx_core::Context;
     /// use ctx_postgres::Client;
+    /// use tokio_postgres::NoTls;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), ctx_postgres::Error> {
     /// let mut config: tokio_postgres::Config = "host=127.0.0.1 user=app dbname=app".parse()?;
     /// config.application_name("albums");
-    /// let client = Client::connect(&Context::background(), &config).await?;
+    /// let client = Client::connect(&Context::background(), &config, NoTls).await?;
     /// assert!(!client.get_ref().is_closed());
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn connect(ctx: &Context, config: &Config) -> Result<Client, Error> {
+    pub async fn connect<T: Tls>(ctx: &Context, config: &Config, tls: T) -> Result<Client, Error> {
         if let Some(err) = ctx.err() {
             return Err(Error::ended(ctx, err));
         }
-        match ctx.run(connect(config)).await {
-            Ok(connected) => connected,
-            Err(err) => Err(Error::ended(ctx, err)),
-        }
+        let (client, connection) = match ctx.run(config.connect(tls.clone())).await {
+            Ok(connected) => connected.map_err(Error::Connect)?,
+            Err(err) => return Err(Error::ended(ctx, err)),
+        };
+        drop(tokio::spawn(connection));
+        let target = match ctx.run(cancel_target(config, &client)).await {
+            Ok(target) => target,
+            Err(err) => return Err(Error::ended(ctx, err)),
+        };
+        Ok(Client::new(client, tls, target))
     }
 
-    /// Wraps a client you connected yourself. `cancel_addr` is the server's address for
-    /// acknowledged cancels; `None` uses tokio-postgres's own cancel (see [`Canceller`]).
-    pub fn new(client: tokio_postgres::Client, cancel_addr: Option<SocketAddr>) -> Client {
-        let canceller = Canceller {
-            token: client.cancel_token(),
-            addr: cancel_addr,
-        };
+    /// Wraps a client you connected yourself, with the TLS connector its cancel requests
+    /// should use (the one you connected with) and, for acknowledged cancels, the host name
+    /// (for TLS) and address of the server it is connected to (see [`Canceller`]).
+    pub fn new<T: Tls>(
+        client: tokio_postgres::Client,
+        tls: T,
+        cancel_target: Option<(String, SocketAddr)>,
+    ) -> Client {
+        let canceller = Canceller::new(client.cancel_token(), tls, cancel_target);
         Client {
             client,
-            canceller,
-            dropped: Mutex::new(None),
+            shared: Shared {
+                canceller,
+                dropped: Mutex::new(None),
+            },
         }
     }
 
@@ -268,19 +440,19 @@ impl Client {
 
     /// What sends this connection's cancel requests.
     pub fn canceller(&self) -> &Canceller {
-        &self.canceller
+        &self.shared.canceller
     }
 
     /// Runs `fut`, work on this client (built from [`get_ref`](Client::get_ref)), under `ctx`.
     ///
     /// - If `ctx` has already ended, `fut` is never polled (nothing is sent).
     /// - If `ctx` ends first, `fut` is dropped, the server is told to cancel what this
-    ///   connection is running, and `run` returns [`Error::Context`] once the server has
-    ///   acknowledged the cancel and finished what `fut` had sent (bounded by 2 s for a server
-    ///   that does not answer). The client is then ready for the next query.
+    ///   connection is running, and `run` returns [`Error::Context`] once the connection has
+    ///   finished what `fut` had sent (bounded by 2 s for a server that does not answer). The
+    ///   client is then ready for the next query.
     /// - If the future of `run` itself is dropped while `fut` is in flight, a cancel request is
     ///   still sent (from a spawned task), and the next query run through this `Client` first
-    ///   waits for it to be acknowledged and for the connection to settle.
+    ///   waits for it and for the connection to settle.
     /// - If `fut` fails while `ctx` is live: [`Error::Postgres`]. A result `fut` completed
     ///   with is kept, even if `ctx` ended at the same moment.
     ///
@@ -291,7 +463,8 @@ impl Client {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), ctx_postgres::Error> {
     /// # let ctx = &Context::background();
-    /// # let client = &Client::connect(ctx, &"host=127.0.0.1".parse()?).await?;
+    /// # let config = "host=127.0.0.1".parse()?;
+    /// # let client = &Client::connect(ctx, &config, tokio_postgres::NoTls).await?;
     /// let pg = client.get_ref();
     /// let statement = client.run(ctx, pg.prepare("SELECT title FROM album WHERE id = $1")).await?;
     /// let rows = client.run(ctx, pg.query(&statement, &[&7_i64])).await?;
@@ -304,19 +477,9 @@ impl Client {
         F: IntoFuture<Output = Result<T, tokio_postgres::Error>>,
         F::IntoFuture: 'a,
     {
-        if let Some(err) = ctx.err() {
-            return Err(Error::ended(ctx, err));
-        }
-        self.recover().await;
-        let mut on_drop = CancelOnDrop {
-            canceller: &self.canceller,
-            dropped: &self.dropped,
-            armed: true,
-        };
+        let guard = Guard::open(&self.shared, &self.client, ctx).await?;
         let raced = ctx.run(fut).await;
-        let finished = self.finish(ctx, raced).await;
-        on_drop.armed = false;
-        finished
+        guard.close(&self.client, ctx, raced).await
     }
 
     /// Like [`run`](Client::run), for work that needs the client mutably: a transaction.
@@ -334,7 +497,8 @@ impl Client {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), ctx_postgres::Error> {
     /// # let ctx = &Context::background();
-    /// # let client = &mut Client::connect(ctx, &"host=127.0.0.1".parse()?).await?;
+    /// # let config = "host=127.0.0.1".parse()?;
+    /// # let client = &mut Client::connect(ctx, &config, tokio_postgres::NoTls).await?;
     /// let moved = client
     ///     .run_mut(ctx, |pg| {
     ///         Box::pin(async move {
@@ -356,19 +520,9 @@ impl Client {
             &'c mut tokio_postgres::Client,
         ) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
     {
-        if let Some(err) = ctx.err() {
-            return Err(Error::ended(ctx, err));
-        }
-        self.recover().await;
-        let mut on_drop = CancelOnDrop {
-            canceller: &self.canceller,
-            dropped: &self.dropped,
-            armed: true,
-        };
+        let guard = Guard::open(&self.shared, &self.client, ctx).await?;
         let raced = ctx.run(f(&mut self.client)).await;
-        let finished = self.finish(ctx, raced).await;
-        on_drop.armed = false;
-        finished
+        guard.close(&self.client, ctx, raced).await
     }
 
     /// Runs a query under `ctx` and returns its rows. tokio-postgres's
@@ -438,13 +592,81 @@ impl Client {
     pub async fn batch_execute(&self, ctx: &Context, sql: &str) -> Result<(), Error> {
         self.run(ctx, self.client.batch_execute(sql)).await
     }
+}
 
-    async fn finish<T>(
-        &self,
+impl Shared {
+    /// If the future of an earlier query was dropped in flight, waits for the cancel sent then
+    /// (bounded by the cancel's own limit) and settles the connection, so that cancel cannot
+    /// stop the query about to be sent.
+    async fn recover(&self, client: &tokio_postgres::Client) {
+        let sent = lock(&self.dropped).take();
+        if let Some(sent) = sent {
+            let _ = sent.await;
+            self.settle(client).await;
+        }
+    }
+
+    /// Cancels what the connection is running, then waits until it has finished everything
+    /// queued before a fence (an empty query sent after the cancel), sending the cancel again
+    /// every 100 ms while the fence waits (the first one may have arrived between two
+    /// statements, where it does nothing). Gives up after 2 s. Nothing is left running when it
+    /// returns or is dropped: each cancel is awaited here, within its own time limit.
+    ///
+    /// Each cancel is sent before the fence, and returns once the server has acknowledged it
+    /// (when the [`Canceller`] knows the server's address), so no cancel of ours is still on
+    /// its way when the fence comes back; a backend that receives a cancel while idle ignores
+    /// it.
+    async fn settle(&self, client: &tokio_postgres::Client) {
+        let give_up = Instant::now() + SETTLE_LIMIT;
+        let mut fence = pin!(client.batch_execute(""));
+        loop {
+            let _ = self.canceller.cancel().await;
+            let now = Instant::now();
+            if now >= give_up {
+                return;
+            }
+            if timeout(RECANCEL_AFTER.min(give_up - now), fence.as_mut())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// The guard of one piece of work under a context, shared by [`Client::run`] and
+/// [`Client::run_mut`]: checks the context and recovers from an earlier dropped query before,
+/// settles the connection after a cancel, and sends a cancel from a spawned task if the work's
+/// future is dropped in flight (leaving the task for the next query to wait for).
+struct Guard<'a> {
+    shared: &'a Shared,
+    armed: bool,
+}
+
+impl<'a> Guard<'a> {
+    async fn open(
+        shared: &'a Shared,
+        client: &tokio_postgres::Client,
+        ctx: &Context,
+    ) -> Result<Guard<'a>, Error> {
+        if let Some(err) = ctx.err() {
+            return Err(Error::ended(ctx, err));
+        }
+        shared.recover(client).await;
+        Ok(Guard {
+            shared,
+            armed: true,
+        })
+    }
+
+    async fn close<T>(
+        mut self,
+        client: &tokio_postgres::Client,
         ctx: &Context,
         raced: Result<Result<T, tokio_postgres::Error>, ctx_core::Error>,
     ) -> Result<T, Error> {
-        match raced {
+        let finished = match raced {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => match ctx.err() {
                 Some(err) => Err(Error::ended(ctx, err)),
@@ -452,68 +674,16 @@ impl Client {
             },
             Err(err) => {
                 // The work was dropped in flight: stop it on the server.
-                self.settle().await;
+                self.shared.settle(client).await;
                 Err(Error::ended(ctx, err))
             }
-        }
-    }
-
-    /// If the future of an earlier query was dropped in flight, waits for the cancel sent then
-    /// and settles the connection, so that cancel cannot stop the query about to be sent.
-    async fn recover(&self) {
-        let sent = lock(&self.dropped).take();
-        if let Some(sent) = sent {
-            let _ = timeout(CANCEL_LIMIT, sent).await;
-            self.settle().await;
-        }
-    }
-
-    /// Cancels what the connection is running and waits until the server has acknowledged the
-    /// cancel and finished everything queued before a fence (an empty query sent now), sending
-    /// the cancel again while the fence waits (the first one may have arrived between two
-    /// statements, where it does nothing). Afterwards no cancel of ours is pending, so the next
-    /// query cannot be hit by one.
-    async fn settle(&self) {
-        let give_up = Instant::now() + SETTLE_LIMIT;
-        let mut fence = pin!(self.client.batch_execute(""));
-        let mut fence_done = false;
-        loop {
-            // Spawned, so that the request goes out even if this future is dropped.
-            let canceller = self.canceller.clone();
-            let sent = tokio::spawn(async move { canceller.cancel().await });
-            let mut acked = pin!(timeout(CANCEL_LIMIT, sent));
-            // Drive the fence (so it is sent) while waiting for the acknowledgement.
-            poll_fn(|cx| {
-                if !fence_done && fence.as_mut().poll(cx).is_ready() {
-                    fence_done = true;
-                }
-                acked.as_mut().poll(cx).map(drop)
-            })
-            .await;
-            if fence_done {
-                return;
-            }
-            let now = Instant::now();
-            if now >= give_up {
-                return;
-            }
-            let wait = RECANCEL_AFTER.min(give_up - now);
-            if timeout(wait, fence.as_mut()).await.is_ok() {
-                return;
-            }
-        }
+        };
+        self.armed = false;
+        finished
     }
 }
 
-/// Sends a cancel from a spawned task if the future of a query is dropped in flight (or while
-/// it settles), and leaves the task for the next query to wait for.
-struct CancelOnDrop<'a> {
-    canceller: &'a Canceller,
-    dropped: &'a Mutex<Option<JoinHandle<()>>>,
-    armed: bool,
-}
-
-impl Drop for CancelOnDrop<'_> {
+impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if !self.armed {
             return;
@@ -521,14 +691,15 @@ impl Drop for CancelOnDrop<'_> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let canceller = self.canceller.clone();
-        let mut dropped = lock(self.dropped);
+        let canceller = self.shared.canceller.clone();
+        let mut dropped = lock(&self.shared.dropped);
         let earlier = dropped.take();
         *dropped = Some(runtime.spawn(async move {
             if let Some(earlier) = earlier {
-                let _ = timeout(CANCEL_LIMIT, earlier).await;
+                let _ = earlier.await;
             }
-            let _ = timeout(CANCEL_LIMIT, canceller.cancel()).await;
+            // Bounded by the cancel's own time limit.
+            let _ = canceller.cancel().await;
         }));
     }
 }
@@ -542,78 +713,53 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("closed", &self.client.is_closed())
-            .field("canceller", &self.canceller)
+            .field("canceller", &self.shared.canceller)
             .finish()
     }
 }
 
-/// The TCP endpoints of `config`, in order; `None` when tokio-postgres must connect by itself
-/// (Unix sockets, or no host at all, which it reports).
-fn tcp_endpoints(config: &Config) -> Option<Vec<(String, u16)>> {
+/// Where acknowledged cancel requests for `client` go: the TCP endpoint of `config` that the
+/// connection reached. With one endpoint, that one; with several, the one whose address the
+/// server reports for this connection (`inet_server_addr()`); `None` for Unix sockets or when
+/// nothing matches (a proxy in between), and then cancels are not acknowledged.
+async fn cancel_target(
+    config: &Config,
+    client: &tokio_postgres::Client,
+) -> Option<(String, SocketAddr)> {
     let ports = config.get_ports();
     let port = |i: usize| match ports {
         [] => 5432,
         [one] => *one,
         many => many.get(i).copied().unwrap_or(5432),
     };
-    let addrs = config.get_hostaddrs();
-    if !addrs.is_empty() {
-        return Some(
-            addrs
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a.to_string(), port(i)))
-                .collect(),
-        );
-    }
-    let hosts = config.get_hosts();
-    if hosts.is_empty() {
-        return None;
-    }
-    hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| match h {
-            Host::Tcp(name) => Some((name.clone(), port(i))),
-            _ => None,
-        })
-        .collect()
-}
-
-async fn connect(config: &Config) -> Result<Client, Error> {
-    let Some(endpoints) = tcp_endpoints(config) else {
-        let (client, connection) = config.connect(NoTls).await?;
-        drop(tokio::spawn(connection));
-        return Ok(Client::new(client, None));
-    };
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address for any host");
-    for (host, port) in endpoints {
-        let addrs = match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(addrs) => addrs,
-            Err(e) => {
-                last = e;
-                continue;
-            }
-        };
-        for addr in addrs {
-            let attempt = TcpStream::connect(addr);
-            let stream = match config.get_connect_timeout() {
-                Some(limit) => match timeout(*limit, attempt).await {
-                    Ok(stream) => stream,
-                    Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-                },
-                None => attempt.await,
-            };
-            match stream {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    let (client, connection) = config.connect_raw(stream, NoTls).await?;
-                    drop(tokio::spawn(connection));
-                    return Ok(Client::new(client, Some(addr)));
+    let mut candidates = Vec::new();
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        let Host::Tcp(name) = host else { continue };
+        let hostaddr = config.get_hostaddrs().get(i).copied();
+        match hostaddr {
+            Some(ip) => candidates.push((name.clone(), SocketAddr::new(ip, port(i)))),
+            None => {
+                if let Ok(addrs) = tokio::net::lookup_host((name.as_str(), port(i))).await {
+                    candidates.extend(addrs.map(|addr| (name.clone(), addr)));
                 }
-                Err(e) => last = e,
             }
         }
     }
-    Err(Error::Connect(last))
+    if config.get_hosts().is_empty() {
+        for (i, ip) in config.get_hostaddrs().iter().enumerate() {
+            candidates.push((ip.to_string(), SocketAddr::new(*ip, port(i))));
+        }
+    }
+    if candidates.len() <= 1 {
+        return candidates.pop();
+    }
+    let row = client
+        .query_one("SELECT host(inet_server_addr()), inet_server_port()", &[])
+        .await
+        .ok()?;
+    let ip: std::net::IpAddr = row.get::<_, Option<String>>(0)?.parse().ok()?;
+    let port = u16::try_from(row.get::<_, Option<i32>>(1)?).ok()?;
+    candidates
+        .into_iter()
+        .find(|(_, addr)| addr.ip() == ip && addr.port() == port)
 }

@@ -40,9 +40,13 @@ fn config(url: &str, app: &str) -> Config {
 }
 
 async fn connect(url: &str, app: &str) -> Client {
-    Client::connect(&Context::background(), &config(url, app))
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to DATABASE_URL: {e}"))
+    Client::connect(
+        &Context::background(),
+        &config(url, app),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot connect to DATABASE_URL: {e}"))
 }
 
 /// Queries of `app` that the server is running now (the observer's own is not one of them).
@@ -458,4 +462,127 @@ async fn two_hundred_concurrent_queries_half_cancelled() {
     for slot in pool.iter() {
         assert_eq!(select_int(&*slot.lock().await, 5).await, 5);
     }
+}
+
+/// A TLS connector that counts its handshakes and otherwise is `NoTls`: shows which of the
+/// client's connections (its own, its cancel requests) were made with the user's connector.
+#[derive(Clone, Default)]
+struct CountingTls {
+    connections: Arc<AtomicUsize>,
+    cancels: Arc<AtomicUsize>,
+}
+
+impl tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> for CountingTls {
+    type Stream = tokio_postgres::tls::NoTlsStream;
+    type TlsConnect = tokio_postgres::NoTls;
+    type Error = tokio_postgres::tls::NoTlsError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<tokio_postgres::NoTls, Self::Error> {
+        self.connections.fetch_add(1, Ordering::SeqCst);
+        tokio_postgres::tls::MakeTlsConnect::<tokio_postgres::Socket>::make_tls_connect(
+            &mut tokio_postgres::NoTls,
+            domain,
+        )
+    }
+}
+
+impl tokio_postgres::tls::MakeTlsConnect<ctx_postgres::AckStream> for CountingTls {
+    type Stream = tokio_postgres::tls::NoTlsStream;
+    type TlsConnect = tokio_postgres::NoTls;
+    type Error = tokio_postgres::tls::NoTlsError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<tokio_postgres::NoTls, Self::Error> {
+        self.cancels.fetch_add(1, Ordering::SeqCst);
+        tokio_postgres::tls::MakeTlsConnect::<tokio_postgres::Socket>::make_tls_connect(
+            &mut tokio_postgres::NoTls,
+            domain,
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_and_cancels_use_the_callers_tls_connector() {
+    let Some(url) = database_url() else { return };
+    let tls = CountingTls::default();
+    let client = Client::connect(
+        &Context::background(),
+        &config(&url, "ctx-test-tls"),
+        tls.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tls.connections.load(Ordering::SeqCst), 1);
+    assert!(
+        client.canceller().is_acknowledged(),
+        "a single TCP host: cancels are acknowledged"
+    );
+
+    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(50));
+    let err = client
+        .query(&ctx, "SELECT pg_sleep(30)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_err(), Some(CtxError::DeadlineExceeded));
+    assert!(
+        tls.cancels.load(Ordering::SeqCst) >= 1,
+        "the cancel request was made with the caller's connector"
+    );
+    assert_eq!(select_int(&client, 7).await, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_with_several_addresses_finds_the_one_connected_to() {
+    let Some(url) = database_url() else { return };
+    // The same server through `localhost`, which may resolve to ::1 and 127.0.0.1: the server's
+    // own address for the connection picks the candidate.
+    let mut config = config(&url, "ctx-test-localhost");
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    config.host("localhost").port(port);
+    let client = match Client::connect(&Context::background(), &config, tokio_postgres::NoTls).await
+    {
+        Ok(client) => client,
+        // The server listens on 127.0.0.1 only; `localhost` must at least reach that.
+        Err(e) => panic!("cannot connect through localhost: {e}"),
+    };
+    assert!(client.canceller().is_acknowledged());
+    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(50));
+    let err = client
+        .query(&ctx, "SELECT pg_sleep(30)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_err(), Some(CtxError::DeadlineExceeded));
+    assert_eq!(select_int(&client, 8).await, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_that_gets_no_answer_gives_up_after_its_limit() {
+    let Some(url) = database_url() else { return };
+    let (pg, connection) = config(&url, "ctx-test-cancel-limit")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // A "server" that accepts the cancel connection and never answers or closes it.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let client = Client::new(
+        pg,
+        tokio_postgres::NoTls,
+        Some(("silent".to_string(), addr)),
+    );
+    let err = client.canceller().cancel().await.unwrap_err();
+    assert!(matches!(err, Error::CancelTimedOut), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the cancel request got no answer within 1 s"
+    );
+    // The client itself is fine.
+    assert_eq!(select_int(&client, 9).await, 9);
+    held.abort();
 }
