@@ -1,5 +1,5 @@
-//! The comparison benchmark of issue 5: every case of the Go baseline
-//! (`shared/anchors/go-bench/main.go`, same names, same op definitions) measured for ctx and,
+//! The comparison benchmark: every case of the Go baseline (`bench/go/`, same names, same op
+//! definitions) measured for ctx and,
 //! where the peer has the operation, for `tokio_util::sync::CancellationToken` and for
 //! hand-written tokio; plus our own cases.
 //!

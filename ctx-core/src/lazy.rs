@@ -28,8 +28,8 @@
 //! the child has no deadline of its own earlier than its parent's (then its end is its parent's
 //! end, whenever that was). But a child with an earlier deadline of its own below an ancestor
 //! that can be *cancelled* (its *root*: the nearest one that is not a lazy child) must end with
-//! `DeadlineExceeded` if its deadline came first and with the parent's reason otherwise (API
-//! rule 1), and finding both at one check would not say which came first. Such a child
+//! `DeadlineExceeded` if its deadline came first and with the parent's reason otherwise (rule 1
+//! of the crate docs: the first end wins), and finding both at one check would not say which came first. Such a child
 //! *watches* its root (`Node::watch`: a flag, set under the root's lock the first time only),
 //! whose cancel then records the clock reading it ended its subtree with, the one an eager
 //! child would have been checked against; the child's node, made later, is derived with it

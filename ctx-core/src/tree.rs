@@ -757,8 +757,8 @@ mod tests {
 
     #[test]
     fn a_node_fits_the_memory_budget() {
-        // API rule 4 allows 256 bytes for a live child, its entry in the parent included; the
-        // goal is under 96. The entry in the parent is one pointer (inline for the first child).
+        // A live child may cost at most 256 bytes, its entry in the parent included (rule 4 of
+        // the crate docs); the goal is under 96. The entry in the parent is one pointer (inline for the first child).
         let arc_inner = 2 * size_of::<usize>() + size_of::<Node>();
         println!(
             "Node: {} bytes, with Arc counts: {arc_inner}",

@@ -1,4 +1,4 @@
-//! Issue 5, scale: many tasks on a multi-thread runtime, each awaiting its own `with_timeout`
+//! Scale: many tasks on a multi-thread runtime, each awaiting its own `with_timeout`
 //! context, all ended by one root cancel. This is the test-sized run (100,000 tasks); the
 //! benchmark-sized one (1,000,000, timed, with peak memory) is the `scale_1m_timeout_tasks` case
 //! of `benches/compare.rs`, which runs the same driver. No timing is asserted here.

@@ -701,7 +701,7 @@ async fn cancel_and_overrun(
 #[tokio::test]
 async fn a_parents_cancel_and_the_deadline_in_one_synchronous_stretch_keep_their_order() {
     let limit = Duration::from_millis(50);
-    // The deadline first, the cancel after: the deadline decided (API rule 1).
+    // The deadline first, the cancel after: the deadline decided (the first end wins).
     let (parent, handle) = Context::background().with_cancel();
     let (err, clone_err, cause, _) = cancel_and_overrun(&parent, limit, &handle, false)
         .await

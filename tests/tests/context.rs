@@ -1,4 +1,5 @@
-//! The rows of API.md's "Context" and "CancelHandle" tables and rules 1, 2 and 6.
+//! Every method of `Context` and `CancelHandle`, and rules 1 (the first end wins), 2 (a child of
+//! an ended context ends at once) and 6 (nothing panics on any input) of ctx-core's docs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,4 +1,5 @@
-//! API rule 4, measured with a counting global allocator (this binary's own): dropped children
+//! Rule 4 of ctx-core's docs (a dropped child leaves nothing behind), measured with a counting
+//! global allocator (this binary's own): dropped children
 //! and dropped `Done`s leave nothing behind, a long-lived parent that sees ten million
 //! short-lived children holds constant memory, and a live child costs at most 256 bytes.
 //!

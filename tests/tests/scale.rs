@@ -1,4 +1,4 @@
-//! API rule 3: ending a context ends its whole subtree however deep or wide, with no stack
+//! Rule 3 of ctx-core's docs: ending a context ends its whole subtree however deep or wide, with no stack
 //! overflow on cancel or on drop. Each case runs on a thread with a 2 MiB stack (a test
 //! thread's default), so recursion per level would overflow it.
 
