@@ -150,7 +150,7 @@ fn a_live_child_costs_at_most_256_bytes_with_its_entry_in_the_parent() {
         "live bytes per child (node + entry in the parent): {per_child:.1}, allocations: {allocs:.2}"
     );
     assert!(per_child <= 256.0, "{per_child} bytes per child");
-    // The performance goal: one node of 88 bytes plus an 8-byte slot in the parent's list,
+    // The performance goal: one node of 96 bytes plus an 8-byte slot in the parent's list,
     // whose capacity doubles as it grows.
     assert!(per_child <= 112.0, "{per_child} bytes per child");
 
