@@ -215,6 +215,54 @@ impl Context {
         )
     }
 
+    /// A child of `self` that also ends when `other` ends: with `other`'s
+    /// [`err()`](Self::err), [`cause()`](Self::cause) and [`origin()`](Self::origin) if `other`
+    /// ends first, else with `self`'s or its handle's. It has `self`'s values, and the earlier
+    /// of the two deadlines. Go has no `merge` (golang/go#36503 was declined), so Go services
+    /// write one by hand with an `AfterFunc`; .NET calls it a linked token source.
+    ///
+    /// Typical use: a request's context merged with the server's shutdown context, or a
+    /// batch's context merged with the context of the one caller waiting for an item.
+    ///
+    /// The child is a child in the tree of both: ending either parent ends it in the same walk
+    /// as any other child (no after-func runs in between), and dropping it (its handle and
+    /// every clone) leaves nothing behind in either parent. Merging a context with itself, or
+    /// with one that can never end, is [`with_cancel`](Self::with_cancel).
+    ///
+    /// ```
+    /// use ctx_core::{Context, Error};
+    ///
+    /// let (request, _r) = Context::background().with_value("req-7").with_cancel();
+    /// let (server, shutdown) = Context::background().with_cancel();
+    ///
+    /// let (ctx, _h) = request.merge(&server);
+    /// assert_eq!(ctx.value::<&str>(), Some(&"req-7")); // the request's values
+    /// assert_eq!(ctx.err(), None);
+    ///
+    /// shutdown.cancel_with_cause("server shutting down");
+    /// assert_eq!(ctx.err(), Some(Error::Canceled));
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "server shutting down");
+    /// assert_eq!(ctx.origin(), server.origin());
+    /// assert!(!request.is_done());
+    /// ```
+    #[track_caller]
+    pub fn merge(&self, other: &Context) -> (Context, CancelHandle) {
+        let origin = Location::caller();
+        let first = self.node.node();
+        let node = match other.node.node() {
+            Some(second) if first.is_none_or(|first| first.as_ptr() != second.as_ptr()) => {
+                Node::merge(first, second, origin, Now::default())
+            }
+            // `other` never ends, or is `self`'s node: an ordinary child.
+            _ => Node::derive(first, None, None, origin, Now::default()),
+        };
+        let ctx = Context {
+            node: Link::from_arc(node.clone()),
+            values: self.values.clone(),
+        };
+        (ctx, CancelHandle::new(node))
+    }
+
     /// A child carrying `value`, found by [`value::<T>()`](Self::value) here and in every
     /// context derived from the child. Go: `context.WithValue(ctx, key, value)`, with the type
     /// as the key: define a type per value to keep keys from colliding.

@@ -44,6 +44,26 @@
 //! the child is given a node after its parent ended, `derive_lazy` decides with that reading
 //! exactly as the walk would have.
 //!
+//! # Merged nodes
+//!
+//! A node made by `merge` ([`MERGED`]) has two parents: its `parent` (the first), in whose
+//! `children` it is at `slot` as any child is, and a second one, in whose `Extra::merged` it
+//! is at a key that never moves (a slab), so that the second parent's lock alone guards the
+//! entry. The node keeps that parent and key (`Extra::second`) until its end takes them. An end
+//! of either parent reaches it in its walk like any child; its own end, or a walk that reached
+//! it through one parent, takes it out of the other parent's list once its subtree has ended
+//! (as `unregister` does), so that no entry outlives it. The merged deadline is inherited from
+//! the parent whose deadline is the earlier: `expire` follows `parent` while the deadline is
+//! the parent's, else the second parent.
+//!
+//! With two parents the subtrees of two concurrent ends may overlap without one containing
+//! the other, so a walk that finds a merged node already ended by another does not wait for
+//! it (`wait_settled`): the other walk may have come through the other parent and be waiting
+//! for a node this one ended. Every other wait is for a node whose only parent's list the
+//! waiter took, which therefore is the root of the other walk, strictly below: no cycle. The
+//! price is that a cancel racing the other parent's end may return while the merged node's
+//! descendants are still being ended by the other walk.
+//!
 //! # Deadlock safety
 //!
 //! At most one lock is held at any time.
@@ -67,6 +87,14 @@ type Children = SmallVec<[Arc<Node>; 1]>;
 /// A source location compiled into the binary (`#[track_caller]`'s): 8 bytes, no allocation.
 pub(crate) type Loc = &'static Location<'static>;
 
+/// A merged node's second parent and its key in that parent's `Extra::merged`.
+type Second = (Arc<Node>, usize);
+
+/// The node owns its deadline (see "Deadlines" in the module docs).
+const OWNS_DEADLINE: u8 = 1;
+/// The node was made by `merge`: it has a second parent (see "Merged nodes").
+const MERGED: u8 = 2;
+
 pub(crate) struct Node {
     /// [`LIVE`], [`CANCELED`] (with [`DROPPED`] for a handle's drop) or [`DEADLINE`], plus
     /// [`SETTLED`]; written only under `shared`'s lock.
@@ -78,7 +106,8 @@ pub(crate) struct Node {
     /// was cancelled: its end records the clock reading (`Extra::cancelled_at`). Set only while
     /// live, under `shared`'s lock, and never cleared, so the end (which holds the lock) sees it.
     watched: AtomicBool,
-    owns_deadline: bool,
+    /// [`OWNS_DEADLINE`] and [`MERGED`]; fixed at construction.
+    flags: u8,
     /// The effective (earliest) deadline of the chain.
     deadline: Option<Instant>,
     /// Index in the parent's `children`; read and written only under the parent's lock. (A
@@ -110,6 +139,12 @@ struct Extra {
     timer_armed: bool,
     /// The clock reading of the end, if it was a cancel (not a deadline) of a `watched` node.
     cancelled_at: Option<Instant>,
+    /// The merged children of which this node is the *second* parent (`Node::merge`), at keys
+    /// that never move; guarded, like `children`, by this node's lock, and taken by its end.
+    merged: Slab<Arc<Node>>,
+    /// Of a live merged node: its second parent and its key in that parent's `merged`. Taken
+    /// by the node's end, which then takes the entry out.
+    second: Option<Second>,
 }
 
 /// An after-func as the tree sees it; see [`crate::after_func`].
@@ -221,8 +256,11 @@ struct Taken {
     code: u8,
     cause: Option<Cause>,
     origin: Loc,
-    /// `None` when there were none: most nodes end childless.
+    /// `None` when there were none: most nodes end childless. The merged children of which
+    /// the node is the second parent are among them.
     children: Option<Children>,
+    /// A merged node's second parent and its key there.
+    second: Option<Second>,
     /// `None` when there were none: most nodes end with nobody waiting.
     told: Option<Told>,
 }
@@ -283,7 +321,7 @@ impl Node {
             state: AtomicU8::new(code | SETTLED),
             has_afters: AtomicBool::new(false),
             watched: AtomicBool::new(false),
-            owns_deadline: false,
+            flags: 0,
             deadline,
             slot: AtomicU32::new(0),
             parent: None,
@@ -331,7 +369,7 @@ impl Node {
             state: AtomicU8::new(LIVE),
             has_afters: AtomicBool::new(false),
             watched: AtomicBool::new(false),
-            owns_deadline,
+            flags: if owns_deadline { OWNS_DEADLINE } else { 0 },
             deadline,
             slot: AtomicU32::new(0),
             parent: parent.map(NodeRef::to_arc),
@@ -515,13 +553,23 @@ impl Node {
     /// The effective deadline has passed (`now` is at or past it): ends the node that owns it,
     /// which ends this one with it, and returns the error this node ended with.
     pub(crate) fn expire(&self, now: &mut Now) -> Error {
+        // A second parent of a merged node on the way, held while its chain is walked.
+        let mut held: Option<Arc<Node>>;
         let mut owner = self;
-        while !owner.owns_deadline {
+        while owner.flags & OWNS_DEADLINE == 0 {
             match owner.parent.as_deref() {
-                Some(parent) => owner = parent,
-                // Unreachable by invariant: an inherited deadline has an owner above. Ending
-                // this node is still the right outcome.
-                None => break,
+                // An inherited deadline is the parent's, exactly.
+                Some(parent) if parent.deadline == owner.deadline => owner = parent,
+                // Else a merged node's deadline is its second parent's. Without one (a merged
+                // node that has just ended, or, unreachable by invariant, no owner above),
+                // ending this node is still the right outcome.
+                _ => match owner.second_parent() {
+                    Some(second) => {
+                        held = Some(second);
+                        owner = held.as_deref().unwrap_or(self);
+                    }
+                    None => break,
+                },
             }
         }
         owner.end(DEADLINE, None, None, now, true);
@@ -541,18 +589,22 @@ impl Node {
         now: &mut Now,
         unregister: bool,
     ) {
-        let Some(taken) = self.finish(code, cause, at, now) else {
+        let Some(mut taken) = self.finish(code, cause, at, now) else {
             if Walk::may_wait(0) {
                 self.wait_settled();
             }
             return;
         };
+        let second = taken.second.take();
         if taken.children.is_none() && taken.told.is_none() {
             // The common end (a request's context, ended by its own handle): nobody to tell and
             // nothing below, so no walk.
             drop(taken);
             if unregister {
                 self.unregister();
+            }
+            if let Some(second) = second {
+                self.leave_second(second);
             }
             return;
         }
@@ -564,20 +616,30 @@ impl Node {
         // over, which is after each one's own subtree has ended (8 bytes each, where a
         // post-order marker on the stack would take a whole `Work`).
         let mut inner: Vec<Arc<Node>> = Vec::new();
+        // The merged nodes of the subtree: reached through one parent's list, each is still in
+        // its other parent's, to be left once the walk is over (as `unregister` below).
+        let mut merged: Vec<(Arc<Node>, Option<Second>)> = Vec::new();
         let has_children = taken.children.is_some();
         taken.release(&mut afters, &mut stack);
         while let Some((children, code, cause, origin)) = stack.pop() {
             for child in children {
                 match child.finish(code, cause.clone(), Some(origin), now) {
-                    Some(taken) => {
+                    Some(mut taken) => {
                         let has_children = taken.children.is_some();
+                        let second = taken.second.take();
                         taken.release(&mut afters, &mut stack);
+                        if child.flags & MERGED != 0 {
+                            merged.push((child.clone(), second));
+                        }
                         if has_children {
                             inner.push(child);
                         }
                     }
-                    // Another thread ended this child first and is ending its subtree.
-                    None if may_wait => child.wait_settled(),
+                    // Another thread ended this child first and is ending its subtree. Not
+                    // waited for if it is merged: that thread may have come through its other
+                    // parent and be waiting, in turn, for a node this walk ended (see "Merged
+                    // nodes").
+                    None if may_wait && child.flags & MERGED == 0 => child.wait_settled(),
                     None => {}
                 }
             }
@@ -594,6 +656,15 @@ impl Node {
         // `a_child_dropped_while_its_parent_cancels`).
         if unregister {
             self.unregister();
+        }
+        if let Some(second) = second {
+            self.leave_second(second);
+        }
+        for (node, second) in merged {
+            node.unregister();
+            if let Some(second) = second {
+                node.leave_second(second);
+            }
         }
         drop(walk);
         // Every node of the subtree has ended before any after-func runs.
@@ -617,7 +688,7 @@ impl Node {
     ) -> Option<Taken> {
         // Read before locking: the clock is not to be read under the lock.
         let own_deadline_passed =
-            self.owns_deadline && self.deadline.is_some_and(|d| now.get() >= d);
+            self.flags & OWNS_DEADLINE != 0 && self.deadline.is_some_and(|d| now.get() >= d);
         let mut shared = lock(&self.shared);
         if self.state.load(Ordering::Relaxed) != LIVE {
             return None;
@@ -655,7 +726,17 @@ impl Node {
             }
             (None, None) => None,
         };
-        let children = (!shared.children.is_empty()).then(|| std::mem::take(&mut shared.children));
+        let mut children =
+            (!shared.children.is_empty()).then(|| std::mem::take(&mut shared.children));
+        let mut second = None;
+        if let Some(extra) = shared.extra.as_mut() {
+            second = extra.second.take();
+            if !extra.merged.is_empty() {
+                let merged = std::mem::take(&mut extra.merged);
+                let list = children.get_or_insert_with(Children::new);
+                list.extend(merged.into_iter().map(|(_, child)| child));
+            }
+        }
         // A node without children has nothing more to end: it is settled at once.
         let settled = if children.is_none() { SETTLED } else { 0 };
         self.state.store(code | settled, Ordering::Release);
@@ -665,6 +746,7 @@ impl Node {
             cause,
             origin,
             children,
+            second,
             told,
         })
     }
@@ -713,6 +795,121 @@ impl Node {
             }
         };
         drop(removed);
+    }
+
+    /// Takes this (ended) merged node out of its second parent's `merged`, if it is still there.
+    fn leave_second(&self, (second, key): Second) {
+        let removed = {
+            let mut shared = lock(&second.shared);
+            match shared.extra.as_mut() {
+                Some(extra)
+                    if extra
+                        .merged
+                        .get(key)
+                        .is_some_and(|child| ptr::eq(Arc::as_ptr(child), self)) =>
+                {
+                    Some(extra.merged.remove(key))
+                }
+                _ => None,
+            }
+        };
+        drop(removed);
+        // May be the last reference to `second`: dropped with no lock held.
+        drop(second);
+    }
+
+    /// A live merged node's second parent.
+    fn second_parent(&self) -> Option<Arc<Node>> {
+        let shared = lock(&self.shared);
+        Some(shared.extra.as_ref()?.second.as_ref()?.0.clone())
+    }
+
+    /// Derives a node below two parents (`Context::merge`): a child of `first` (or a root)
+    /// that is also a child of `second`, in `second`'s `merged`. Its deadline is the earlier of
+    /// theirs, inherited (never its own): `expire` finds the owner through the parent whose
+    /// deadline it is. Born ended if either parent has ended (`first` checked first).
+    pub(crate) fn merge(
+        first: Option<NodeRef<'_>>,
+        second: NodeRef<'_>,
+        origin: Loc,
+        mut now: Now,
+    ) -> Arc<Node> {
+        let deadline = match (first.and_then(|p| p.deadline), second.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for parent in first.into_iter().chain([second]) {
+            if parent.check(&mut now).is_some() {
+                let (how, cause, origin) = parent.ended_with();
+                return Node::with_state(how, cause, origin, deadline);
+            }
+        }
+        let node = Arc::new(Node {
+            state: AtomicU8::new(LIVE),
+            has_afters: AtomicBool::new(false),
+            watched: AtomicBool::new(false),
+            flags: MERGED,
+            deadline,
+            slot: AtomicU32::new(0),
+            parent: first.map(NodeRef::to_arc),
+            shared: Mutex::new(Shared {
+                children: Children::new(),
+                extra: None,
+                origin,
+            }),
+        });
+        // 1. The entry in the second parent: nobody else knows the node yet, so only the second
+        // parent's end can reach it, through that entry.
+        let key = {
+            let mut shared = lock(&second.shared);
+            if second.state.load(Ordering::Relaxed) == LIVE {
+                let extra = shared.extra.get_or_insert_with(Box::default);
+                Some(extra.merged.insert(node.clone()))
+            } else {
+                // Ended between the check above and this lock: end with it.
+                let code = second.state.load(Ordering::Relaxed) & HOW;
+                let cause = shared.extra.as_ref().and_then(|e| e.cause.clone());
+                let origin = shared.origin;
+                drop(shared);
+                node.end(code, cause, Some(origin), &mut now, false);
+                None
+            }
+        };
+        let Some(key) = key else {
+            return node;
+        };
+        // 2. Where that entry is, for the node's own end to take it out; unless the second
+        // parent's end has already ended the node (and taken the entry).
+        let live = {
+            let mut shared = lock(&node.shared);
+            let live = node.state.load(Ordering::Relaxed) == LIVE;
+            if live {
+                let extra = shared.extra.get_or_insert_with(Box::default);
+                extra.second = Some((second.to_arc(), key));
+            }
+            live
+        };
+        if !live {
+            return node;
+        }
+        // 3. The entry in the first parent, as `derive` makes it. From here on the node is an
+        // ordinary child of both: whichever end comes first (a parent's, its own) ends it and
+        // takes both entries out.
+        if let Some(parent) = first {
+            let mut shared = lock(&parent.shared);
+            if parent.state.load(Ordering::Relaxed) == LIVE {
+                node.slot
+                    .store(shared.children.len() as u32, Ordering::Relaxed);
+                shared.children.push(node.clone());
+            } else {
+                let code = parent.state.load(Ordering::Relaxed) & HOW;
+                let cause = shared.extra.as_ref().and_then(|e| e.cause.clone());
+                let origin = shared.origin;
+                drop(shared);
+                node.end(code, cause, Some(origin), &mut now, false);
+            }
+        }
+        node
     }
 
     /// Registers a waker for `done()`; returns the error instead if the node has ended.
