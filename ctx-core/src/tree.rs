@@ -64,6 +64,12 @@
 //! price is that a cancel racing the other parent's end may return while the merged node's
 //! descendants are still being ended by the other walk.
 //!
+//! A walk that reaches a merged node whose deadline has passed unobserved (inherited through
+//! either parent: the walk may have come through the other one, before the owner's own walk
+//! got there) ends it as the deadline's owner ended, expiring that owner first if need be (a
+//! nested end): the first end wins, as for a node's own deadline. The nesting is one level per
+//! such owner on a path, not per node.
+//!
 //! # Deadlock safety
 //!
 //! At most one lock is held at any time.
@@ -553,6 +559,12 @@ impl Node {
     /// The effective deadline has passed (`now` is at or past it): ends the node that owns it,
     /// which ends this one with it, and returns the error this node ended with.
     pub(crate) fn expire(&self, now: &mut Now) -> Error {
+        self.with_deadline_owner(|owner| owner.end(DEADLINE, None, None, now, true));
+        self.state().unwrap_or(Error::DeadlineExceeded)
+    }
+
+    /// Calls `f` with the node that owns this node's (effective) deadline.
+    fn with_deadline_owner<R>(&self, f: impl FnOnce(&Node) -> R) -> R {
         // A second parent of a merged node on the way, held while its chain is walked.
         let mut held: Option<Arc<Node>>;
         let mut owner = self;
@@ -572,8 +584,7 @@ impl Node {
                 },
             }
         }
-        owner.end(DEADLINE, None, None, now, true);
-        self.state().unwrap_or(Error::DeadlineExceeded)
+        f(owner)
     }
 
     /// Ends this node (unless it already ended) and then its whole subtree. When it returns,
@@ -623,7 +634,21 @@ impl Node {
         taken.release(&mut afters, &mut stack);
         while let Some((children, code, cause, origin)) = stack.pop() {
             for child in children {
-                match child.finish(code, cause.clone(), Some(origin), now) {
+                let end = if child.flags & MERGED != 0
+                    && child.deadline.is_some_and(|d| now.get() >= d)
+                {
+                    // Its deadline, inherited through one of its parents, passed unobserved
+                    // before this end, and so came first: the node ends as that deadline's
+                    // owner did (ending it first), as `finish` lets a node's own passed
+                    // deadline win (see "Merged nodes").
+                    child.with_deadline_owner(|owner| {
+                        owner.end(DEADLINE, None, None, now, true);
+                        owner.ended_with()
+                    })
+                } else {
+                    (code, cause.clone(), origin)
+                };
+                match child.finish(end.0, end.1, Some(end.2), now) {
                     Some(mut taken) => {
                         let has_children = taken.children.is_some();
                         let second = taken.second.take();
