@@ -1,5 +1,6 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::panic::Location;
 
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
@@ -9,7 +10,8 @@ use crate::done::{Done, Run};
 use crate::error::{Cause, Error};
 use crate::handle::CancelHandle;
 use crate::lazy::{Link, Target};
-use crate::tree::{Node, Now};
+use crate::origin::Origin;
+use crate::tree::{Loc, Node, Now};
 use crate::values::{self, Values};
 
 /// Cancellation, a deadline and request-scoped values, passed from a caller to everything it
@@ -74,14 +76,16 @@ impl Context {
         }
     }
 
+    /// `origin` is the user's call (`#[track_caller]`'s location), recorded in the node.
     #[inline]
     fn derive(
         &self,
         own_deadline: Option<Instant>,
         cause: Option<Cause>,
+        origin: Loc,
         now: Now,
     ) -> (Context, CancelHandle) {
-        let node = Node::derive(self.node.node(), own_deadline, cause, now);
+        let node = Node::derive(self.node.node(), own_deadline, cause, origin, now);
         let ctx = Context {
             node: Link::from_arc(node.clone()),
             values: self.values.clone(),
@@ -104,8 +108,9 @@ impl Context {
     /// parent_handle.cancel();
     /// assert_eq!(child.err(), Some(Error::Canceled));
     /// ```
+    #[track_caller]
     pub fn with_cancel(&self) -> (Context, CancelHandle) {
-        self.derive(None, None, Now::default())
+        self.derive(None, None, Location::caller(), Now::default())
     }
 
     /// A child that also ends with [`Error::DeadlineExceeded`] `timeout` from now.
@@ -128,9 +133,11 @@ impl Context {
     /// assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
     /// # }
     /// ```
+    #[track_caller]
     pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
         let now = Instant::now();
-        self.derive(now.checked_add(timeout), None, Now::reading(now))
+        let deadline = now.checked_add(timeout);
+        self.derive(deadline, None, Location::caller(), Now::reading(now))
     }
 
     /// A child that also ends with [`Error::DeadlineExceeded`] at `deadline`.
@@ -149,8 +156,9 @@ impl Context {
     /// let (child, _c) = parent.with_deadline(soon + Duration::from_secs(60));
     /// assert_eq!(child.deadline(), Some(soon)); // the parent's is earlier
     /// ```
+    #[track_caller]
     pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelHandle) {
-        self.derive(Some(deadline), None, Now::default())
+        self.derive(Some(deadline), None, Location::caller(), Now::default())
     }
 
     /// Like [`with_timeout`](Self::with_timeout); if the timeout ends the child, its
@@ -165,6 +173,7 @@ impl Context {
     /// assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
     /// assert_eq!(ctx.cause().unwrap().to_string(), "lookup too slow");
     /// ```
+    #[track_caller]
     pub fn with_timeout_cause(
         &self,
         timeout: Duration,
@@ -172,7 +181,8 @@ impl Context {
     ) -> (Context, CancelHandle) {
         let now = Instant::now();
         let cause = Cause::from(cause.into());
-        self.derive(now.checked_add(timeout), Some(cause), Now::reading(now))
+        let deadline = now.checked_add(timeout);
+        self.derive(deadline, Some(cause), Location::caller(), Now::reading(now))
     }
 
     /// Like [`with_deadline`](Self::with_deadline), with the `cause` reported if the deadline
@@ -191,6 +201,7 @@ impl Context {
     /// assert_eq!(ctx.cause().unwrap().to_string(), "batch window closed");
     /// # }
     /// ```
+    #[track_caller]
     pub fn with_deadline_cause(
         &self,
         deadline: Instant,
@@ -199,8 +210,57 @@ impl Context {
         self.derive(
             Some(deadline),
             Some(Cause::from(cause.into())),
+            Location::caller(),
             Now::default(),
         )
+    }
+
+    /// A child of `self` that also ends when `other` ends: with `other`'s
+    /// [`err()`](Self::err), [`cause()`](Self::cause) and [`origin()`](Self::origin) if `other`
+    /// ends first, else with `self`'s or its handle's. It has `self`'s values, and the earlier
+    /// of the two deadlines. Go has no `merge` (golang/go#36503 was declined), so Go services
+    /// write one by hand with an `AfterFunc`; .NET calls it a linked token source.
+    ///
+    /// Typical use: a request's context merged with the server's shutdown context, or a
+    /// batch's context merged with the context of the one caller waiting for an item.
+    ///
+    /// The child is a child in the tree of both: ending either parent ends it in the same walk
+    /// as any other child (no after-func runs in between), and dropping it (its handle and
+    /// every clone) leaves nothing behind in either parent. Merging a context with itself, or
+    /// with one that can never end, is [`with_cancel`](Self::with_cancel).
+    ///
+    /// ```
+    /// use ctx_core::{Context, Error};
+    ///
+    /// let (request, _r) = Context::background().with_value("req-7").with_cancel();
+    /// let (server, shutdown) = Context::background().with_cancel();
+    ///
+    /// let (ctx, _h) = request.merge(&server);
+    /// assert_eq!(ctx.value::<&str>(), Some(&"req-7")); // the request's values
+    /// assert_eq!(ctx.err(), None);
+    ///
+    /// shutdown.cancel_with_cause("server shutting down");
+    /// assert_eq!(ctx.err(), Some(Error::Canceled));
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "server shutting down");
+    /// assert_eq!(ctx.origin(), server.origin());
+    /// assert!(!request.is_done());
+    /// ```
+    #[track_caller]
+    pub fn merge(&self, other: &Context) -> (Context, CancelHandle) {
+        let origin = Location::caller();
+        let first = self.node.node();
+        let node = match other.node.node() {
+            Some(second) if first.is_none_or(|first| first.as_ptr() != second.as_ptr()) => {
+                Node::merge(first, second, origin, Now::default())
+            }
+            // `other` never ends, or is `self`'s node: an ordinary child.
+            _ => Node::derive(first, None, None, origin, Now::default()),
+        };
+        let ctx = Context {
+            node: Link::from_arc(node.clone()),
+            values: self.values.clone(),
+        };
+        (ctx, CancelHandle::new(node))
     }
 
     /// A child carrying `value`, found by [`value::<T>()`](Self::value) here and in every
@@ -316,6 +376,49 @@ impl Context {
             Target::Background => None,
             Target::Node(node) => node.cause(),
             Target::Lazy(lazy) => lazy.cause(),
+        }
+    }
+
+    /// Where the context's end came from: `None` while live; then, fixed forever, the source
+    /// location of the [`cancel()`](CancelHandle::cancel) or
+    /// [`cancel_with_cause()`](CancelHandle::cancel_with_cause) call that ended it; for an end
+    /// by its handle's drop, where the handle was made (the `with_cancel` / `with_timeout` /
+    /// `with_deadline` call: a drop at the end of a scope has no call site); for a deadline, the
+    /// `with_timeout` / `with_deadline` call (for a `#[cancellable]` fn's `ctx`, the fn). A
+    /// context ended by an ancestor reports the ancestor's origin. Go has no counterpart: it
+    /// answers "who cancelled this, and where?", which a cause alone often does not.
+    ///
+    /// Recording it costs no allocation (the locations are `&'static`, from `#[track_caller]`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::{Context, OriginKind};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let made = line!(); let (request, _h) = Context::background().with_timeout(Duration::from_secs(1));
+    /// let (query, _q) = request.with_cancel();
+    /// assert_eq!(query.origin(), None);
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// // The query ended because the request's deadline, set on line `made`, passed.
+    /// let origin = query.origin().unwrap();
+    /// assert_eq!(origin.kind(), OriginKind::Deadline);
+    /// assert_eq!(origin.location().line(), made);
+    /// println!("{origin}"); // deadline set at src/main.rs:9:61 exceeded
+    /// # }
+    /// ```
+    pub fn origin(&self) -> Option<Origin> {
+        match self.node.target() {
+            Target::Background => None,
+            Target::Node(node) => {
+                node.check(&mut Now::default())?;
+                node.origin()
+            }
+            Target::Lazy(lazy) => {
+                lazy.check(&mut Now::default())?;
+                lazy.made()?.origin()
+            }
         }
     }
 

@@ -100,15 +100,12 @@ pub(crate) const DEADLINE: u8 = 2;
 pub(crate) const REASON: u8 = 0b11;
 /// Set once the node's whole subtree has ended (see `tree.rs`).
 pub(crate) const SETTLED: u8 = 0b100;
+/// With [`CANCELED`]: the cancel was a handle's drop, not a call (`crate::OriginKind::Drop`).
+pub(crate) const DROPPED: u8 = 0b1000;
+/// The bits of a node's state that say how it ended: the reason, and whether by a drop.
+pub(crate) const HOW: u8 = REASON | DROPPED;
 
 impl Error {
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            Error::Canceled => CANCELED,
-            Error::DeadlineExceeded => DEADLINE,
-        }
-    }
-
     /// The error of an ended state; `None` for [`LIVE`].
     #[inline]
     pub(crate) fn from_code(code: u8) -> Option<Error> {

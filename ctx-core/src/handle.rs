@@ -1,4 +1,5 @@
 use std::fmt;
+use std::panic::Location;
 
 use crate::error::Cause;
 use crate::sync::Arc;
@@ -46,8 +47,9 @@ impl CancelHandle {
     /// handle.cancel(); // idempotent
     /// assert_eq!(ctx.err(), Some(Error::Canceled));
     /// ```
+    #[track_caller]
     pub fn cancel(&self) {
-        self.node.cancel(None);
+        self.node.cancel(None, Some(Location::caller()));
     }
 
     /// Like [`cancel`](Self::cancel), recording `cause` as the context's
@@ -64,6 +66,7 @@ impl CancelHandle {
     /// assert_eq!(ctx.err(), Some(Error::Canceled));
     /// assert_eq!(ctx.cause().unwrap().to_string(), "client disconnected");
     /// ```
+    #[track_caller]
     pub fn cancel_with_cause(&self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) {
         // Box the cause only if it can still matter; either way, return only once ended.
         let cause = self
@@ -71,7 +74,7 @@ impl CancelHandle {
             .state()
             .is_none()
             .then(|| Cause::from(cause.into()));
-        self.node.cancel(cause);
+        self.node.cancel(cause, Some(Location::caller()));
     }
 }
 
@@ -92,7 +95,7 @@ pub(crate) fn release(node: &Arc<Node>) {
     if Arc::strong_count(node) == 1 && node.end_unobservable() {
         return;
     }
-    node.cancel(None);
+    node.cancel(None, None);
 }
 
 impl fmt::Debug for CancelHandle {

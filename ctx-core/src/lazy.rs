@@ -57,6 +57,7 @@
 use std::fmt;
 use std::marker::{PhantomData, PhantomPinned};
 use std::mem::ManuallyDrop;
+use std::panic::Location;
 use std::pin::Pin;
 use std::ptr;
 
@@ -67,7 +68,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::handle::release;
 use crate::sync::{Arc, AtomicPtr, Ordering};
-use crate::tree::{Node, NodeRef, Now};
+use crate::tree::{Loc, Node, NodeRef, Now};
 
 /// The low bit of a lazy [`Link`]. A node pointer never has it: `Node`'s alignment is at least 8
 /// (it holds an `Instant` and an `Arc`), and so is `LazyState`'s.
@@ -179,6 +180,8 @@ pub(crate) struct LazyState {
     root: *const Node,
     /// The node, once made: a pointer from `Arc::into_raw`, whose reference the `Lazy` holds.
     node: AtomicPtr<Node>,
+    /// Where the child was made: the `#[cancellable]` fn (the origin of its end).
+    origin: Loc,
 }
 
 // SAFETY: the pointers stand for `&Context` and `&Node` (both `Sync`, so the references are
@@ -305,7 +308,7 @@ impl LazyState {
         if let Some(node) = self.made() {
             return node;
         }
-        let node = Node::derive_lazy(parent, self.chain, self.root(), now);
+        let node = Node::derive_lazy(parent, self.chain, self.root(), self.origin, now);
         let mine = Arc::into_raw(node).cast_mut();
         match self
             .node
@@ -355,20 +358,35 @@ pub struct Lazy<'a> {
 impl<'a> Lazy<'a> {
     /// `parent.with_timeout(timeout)`: a deadline `timeout` from now (none if that is too far
     /// to represent).
+    ///
+    /// The caller's location (the macro puts the call at the fn's name) is the origin of the
+    /// child's end.
     #[inline]
+    #[track_caller]
     pub fn timeout(parent: &'a Context, timeout: Duration) -> Lazy<'a> {
         let now = Instant::now();
-        Lazy::new(parent, now.checked_add(timeout), Some(now))
+        Lazy::new(
+            parent,
+            now.checked_add(timeout),
+            Some(now),
+            Location::caller(),
+        )
     }
 
-    /// `parent.with_deadline(deadline)`.
+    /// `parent.with_deadline(deadline)`; the caller's location as for [`timeout`](Self::timeout).
     #[inline]
+    #[track_caller]
     pub fn deadline(parent: &'a Context, deadline: Instant) -> Lazy<'a> {
-        Lazy::new(parent, Some(deadline), None)
+        Lazy::new(parent, Some(deadline), None, Location::caller())
     }
 
     #[inline]
-    fn new(parent: &'a Context, own: Option<Instant>, born: Option<Instant>) -> Lazy<'a> {
+    fn new(
+        parent: &'a Context,
+        own: Option<Instant>,
+        born: Option<Instant>,
+        origin: Loc,
+    ) -> Lazy<'a> {
         let (anchor, root, chain, parent_deadline) = match parent.node.target() {
             Target::Background => (None, None, own, None),
             Target::Node(node) => (Some(node), Some(node), own, node.deadline()),
@@ -395,7 +413,7 @@ impl<'a> Lazy<'a> {
             || anchor.is_some_and(|anchor| anchor.check(&mut now).is_some())
             || chain.is_some_and(|d| now.get() >= d);
         let node = if make {
-            let node = Node::derive(parent.node.node(), chain, None, now);
+            let node = Node::derive(parent.node.node(), chain, None, origin, now);
             Arc::into_raw(node).cast_mut()
         } else {
             ptr::null_mut()
@@ -407,6 +425,7 @@ impl<'a> Lazy<'a> {
                 root: root.map_or(ptr::null(), NodeRef::as_ptr),
                 chain,
                 node: AtomicPtr::new(node),
+                origin,
             },
             ctx: ManuallyDrop::new(Context {
                 node: Link::NONE,

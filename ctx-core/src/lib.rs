@@ -153,6 +153,7 @@ mod group;
 mod handle;
 mod into_error;
 mod lazy;
+mod origin;
 mod sync;
 mod tree;
 mod values;
@@ -165,6 +166,7 @@ pub use error::{Cause, Error};
 pub use group::Group;
 pub use handle::CancelHandle;
 pub use into_error::{FromImpl, IntoCancelError};
+pub use origin::{Origin, OriginKind};
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]

@@ -310,3 +310,68 @@ fn a_lazy_child_watching_its_parent_racing_the_parents_cancel() {
         unsafe { lazy.end() };
     });
 }
+
+#[test]
+fn a_merge_racing_the_other_parents_cancel_ends_with_it() {
+    model(|| {
+        let (first, _first_handle) = Context::background().with_cancel();
+        let (second, second_handle) = Context::background().with_cancel();
+        let canceller = thread::spawn(move || second_handle.cancel_with_cause("second"));
+        let (merged, merged_handle) = first.merge(&second);
+        canceller.join().unwrap();
+        assert_eq!(merged.err(), Some(Error::Canceled));
+        assert_eq!(merged.cause().unwrap().to_string(), "second");
+        assert!(!first.is_done());
+        // Whatever the interleaving, no entry is left: an entry kept in `second` with `merged`
+        // keeping `second` would be a reference cycle, which loom reports as a leak.
+        drop((merged, merged_handle));
+    });
+}
+
+#[test]
+fn a_merge_racing_both_parents_cancels() {
+    model(|| {
+        let (first, first_handle) = Context::background().with_cancel();
+        let (second, second_handle) = Context::background().with_cancel();
+        let a = thread::spawn(move || first_handle.cancel_with_cause("first"));
+        let b = thread::spawn(move || second_handle.cancel_with_cause("second"));
+        let (merged, _merged_handle) = first.merge(&second);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(merged.err(), Some(Error::Canceled));
+        let cause = merged.cause().unwrap().to_string();
+        assert!(cause == "first" || cause == "second", "{cause}");
+    });
+}
+
+#[test]
+fn a_merged_child_dropped_while_its_second_parent_cancels() {
+    model(|| {
+        let (first, _first_handle) = Context::background().with_cancel();
+        let (second, second_handle) = Context::background().with_cancel();
+        let (merged, merged_handle) = first.merge(&second);
+        let (below, _below_handle) = merged.with_cancel();
+        let dropper = thread::spawn(move || drop((merged, merged_handle)));
+        second_handle.cancel();
+        dropper.join().unwrap();
+        assert!(below.is_done());
+        assert!(!first.is_done());
+    });
+}
+
+#[test]
+fn both_parents_of_a_merged_child_cancel_at_once() {
+    model(|| {
+        let (first, first_handle) = Context::background().with_cancel();
+        let (second, second_handle) = Context::background().with_cancel();
+        let (merged, _merged_handle) = first.merge(&second);
+        let (below, _below_handle) = merged.with_cancel();
+        let other = thread::spawn(move || second_handle.cancel_with_cause("second"));
+        first_handle.cancel_with_cause("first");
+        other.join().unwrap();
+        // One of the two ends reached the merged child first, and its subtree agrees.
+        let cause = merged.cause().unwrap().to_string();
+        assert_eq!(below.cause().unwrap().to_string(), cause);
+        assert_eq!(below.origin(), merged.origin());
+    });
+}

@@ -133,16 +133,22 @@ fn expand(
             let #ctx: &#private::Context = #private::Lazy::context(#lazy);
         }
     };
+    // `Lazy::timeout(parent, d)` / `Lazy::deadline(parent, at)`, the call located (and
+    // resolved) at the fn's name: the functions are `#[track_caller]`, so the fn is the origin
+    // of the child's end (`ctx.origin()`), as `with_timeout`'s caller is for an ordinary child.
+    let at_fn = func.sig.ident.span();
+    let lazy_call = |name: &str, arg: &dyn ToTokens| {
+        let krate = respan(krate.clone(), |_| at_fn);
+        let name = Ident::new(name, at_fn);
+        quote_spanned!(at_fn=> #krate::__private::Lazy::#name(#parent, #arg))
+    };
     let (setup, race) = match (&options.timeout, &options.deadline) {
         (Some(Given { value: timeout, .. }), _) => match timeout {
             Timeout::Literal { secs, nanos, span } => {
                 let krate = names.krate_at(*span);
                 let duration =
                     quote_spanned!(blame(*span)=> #krate::__private::Duration::new(#secs, #nanos));
-                (
-                    derive(quote!(#private::Lazy::timeout(#parent, #duration))),
-                    quote!(race),
-                )
+                (derive(lazy_call("timeout", &duration)), quote!(race))
             }
             Timeout::Expr(expr) => {
                 let var = local("__ctx_timeout");
@@ -150,7 +156,7 @@ fn expand(
                 let eval = quote_spanned!(blame(expr.span())=>
                     let #var: #krate::__private::Duration = #expr;
                 );
-                let derive = derive(quote!(#private::Lazy::timeout(#parent, #var)));
+                let derive = derive(lazy_call("timeout", &var));
                 (quote!(#eval #derive), quote!(race))
             }
         },
@@ -160,7 +166,7 @@ fn expand(
             let eval = quote_spanned!(blame(expr.span())=>
                 let #var: #krate::__private::Instant = #expr;
             );
-            let derive = derive(quote!(#private::Lazy::deadline(#parent, #var)));
+            let derive = derive(lazy_call("deadline", &var));
             (quote!(#eval #derive), quote!(race))
         }
         // No option: the body races the caller's context itself.

@@ -68,6 +68,35 @@ fn a_long_lived_parent_with_ten_million_short_lived_children_holds_constant_memo
     assert!(!parent.is_done());
 }
 
+fn ten_million_merges_of_two_long_lived_parents_hold_constant_memory() {
+    // A merged context is a child of both parents: dropping it must leave nothing in either.
+    let (first, _first_handle) = Context::background().with_cancel();
+    let (second, _second_handle) = Context::background().with_timeout(Duration::from_hours(1));
+    // Long-lived siblings keep both parents' lists in use the whole time.
+    let (_sibling, _sibling_handle) = first.merge(&second);
+    let churn = |n: usize| {
+        for i in 0..n {
+            let (merged, handle) = first.merge(&second);
+            match i % 3 {
+                0 => drop((handle, merged)), // cancelled by the drop, then dropped
+                1 => drop((merged, handle)), // the context first, then the handle
+                _ => {
+                    // A child below it, ended by the merged node's end.
+                    let (child, _h) = merged.with_cancel();
+                    handle.cancel();
+                    assert!(child.is_done());
+                }
+            }
+        }
+    };
+    churn(1_000);
+    let warm = live();
+    churn(TEN_MILLION);
+    let after = live();
+    assert!(after - warm <= 0, "grew by {} bytes", after - warm);
+    assert!(!first.is_done() && !second.is_done());
+}
+
 fn dropped_done_futures_polled_or_not_leave_nothing() {
     let (ctx, _handle) = Context::background().with_timeout(Duration::from_secs(3600));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -151,7 +180,7 @@ fn a_live_child_costs_at_most_256_bytes_with_its_entry_in_the_parent() {
         "live bytes per child (node + entry in the parent): {per_child:.1}, allocations: {allocs:.2}"
     );
     assert!(per_child <= 256.0, "{per_child} bytes per child");
-    // The performance goal: one node of 88 bytes plus an 8-byte slot in the parent's list,
+    // The performance goal: one node of 96 bytes plus an 8-byte slot in the parent's list,
     // whose capacity doubles as it grows.
     assert!(per_child <= 112.0, "{per_child} bytes per child");
 
@@ -258,4 +287,5 @@ fn memory_rules() {
     stopped_after_funcs_leave_nothing();
     timeouts_and_values_leave_nothing_once_dropped();
     a_long_lived_parent_with_ten_million_short_lived_children_holds_constant_memory();
+    ten_million_merges_of_two_long_lived_parents_hold_constant_memory();
 }

@@ -1,5 +1,5 @@
 //! Property test: random trees of contexts, built and mutated by random operations (derive,
-//! cancel, drop, the paused clock passing deadlines, after-funcs added and stopped), checked
+//! merge, cancel, drop, the paused clock passing deadlines, after-funcs added and stopped), checked
 //! after every step against a small reference model of Go's semantics: who has ended, with which
 //! `err` and `cause`, what `deadline()` and `value()` say, which after-funcs ran. When
 //! everything is dropped, the live heap is back where it started (this binary counts
@@ -32,6 +32,11 @@ enum Op {
         parent: usize,
         how: Derive,
     },
+    /// `first.merge(&second)` of two entries (modulo the number of entries).
+    Merge {
+        first: usize,
+        second: usize,
+    },
     Cancel {
         target: usize,
         with_cause: bool,
@@ -60,6 +65,8 @@ fn op() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         6 => (any::<usize>(), derive).prop_map(|(parent, how)| Op::Derive { parent, how }),
+        2 => (any::<usize>(), any::<usize>())
+            .prop_map(|(first, second)| Op::Merge { first, second }),
         2 => (any::<usize>(), any::<bool>())
             .prop_map(|(target, with_cause)| Op::Cancel { target, with_cause }),
         1 => any::<usize>().prop_map(|target| Op::Drop { target }),
@@ -69,8 +76,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A cancellation node of the model (one per `with_cancel`/`with_timeout`).
+/// A cancellation node of the model (one per `with_cancel`/`with_timeout`/`merge`).
 struct Node {
+    /// Including the merged nodes of which this one is a parent.
     children: Vec<usize>,
     /// An own deadline (earlier than the parent's), with its cause text.
     own_deadline: Option<(u64, String)>,
@@ -234,6 +242,55 @@ async fn apply(model: &mut Model, entries: &mut Vec<Entry>, op: Op, step: usize)
                 }
             };
             entries.push(entry);
+        }
+        Op::Merge { first, second } => {
+            let (first, second) = (first % entries.len(), second % entries.len());
+            let (Some((first_ctx, _)), Some((second_ctx, _))) =
+                (&entries[first].real, &entries[second].real)
+            else {
+                return;
+            };
+            let (first_node, second_node) = (entries[first].node, entries[second].node);
+            let deadline_of = |node: Option<usize>| node.and_then(|p| model.nodes[p].deadline);
+            let (first_deadline, second_deadline) =
+                (deadline_of(first_node), deadline_of(second_node));
+            // Two different owners' deadlines at the same instant: either may end the merged
+            // node first (both are right), which the model cannot say.
+            if first_deadline.is_some()
+                && first_deadline == second_deadline
+                && first_node != second_node
+            {
+                return;
+            }
+            let (real, handle) = first_ctx.merge(second_ctx);
+            let parents: Vec<usize> = first_node.into_iter().chain(second_node).collect();
+            let deadline = match (first_deadline, second_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let id = model.nodes.len();
+            model.nodes.push(Node {
+                children: Vec::new(),
+                own_deadline: None,
+                deadline,
+                ended: None,
+            });
+            // Born ended if a parent has ended: the first parent's end first.
+            match parents.iter().find_map(|&p| model.nodes[p].ended.clone()) {
+                Some(ended) => model.nodes[id].ended = Some(ended),
+                None => {
+                    for p in parents {
+                        if !model.nodes[p].children.contains(&id) {
+                            model.nodes[p].children.push(id);
+                        }
+                    }
+                }
+            }
+            entries.push(Entry {
+                real: Some((real, Some(handle))),
+                node: Some(id),
+                value: entries[first].value,
+            });
         }
         Op::Cancel { target, with_cause } => {
             let target = target % entries.len();

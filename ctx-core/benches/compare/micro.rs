@@ -103,6 +103,76 @@ pub(crate) fn run(out: &mut Reporter, b: &Budget) {
         ));
     }
 
+    // Ours only: merging two live parents, against the hand-written merge users write
+    // without one (Go's `contextutil.Merge`): `with_cancel` on one parent plus an after-func
+    // on the other that drops the handle (stopping the after-func drops it too).
+    let name = "merge_cancel";
+    if out.wants(name) {
+        let (first, _first_handle) = bg.with_cancel();
+        let (second, _second_handle) = bg.with_cancel();
+        // Warm both parents' lists.
+        drop(first.merge(&second));
+        drop(second.after_func(|| {}));
+        let m = looped(b, |n| {
+            timed(n, || {
+                let (ctx, handle) = first.merge(&second);
+                handle.cancel();
+                black_box(ctx);
+            })
+        });
+        out.emit(m.record(
+            name,
+            "ctx",
+            "first.merge(&second) of two live parents (an entry in each), then handle.cancel() (leaves both); dropped",
+        ));
+        let m = looped(b, |n| {
+            timed(n, || {
+                let (ctx, handle) = first.with_cancel();
+                let stop = second.after_func(move || drop(handle));
+                stop.stop(); // drops the closure, and with it the handle: cancels `ctx`
+                black_box(ctx);
+            })
+        });
+        out.emit(m.record(
+            name,
+            "after-func",
+            "first.with_cancel() + second.after_func(move || drop(handle)), then stop() (drops the handle); dropped",
+        ));
+    }
+
+    let name = "merge_other_parent_cancels";
+    if out.wants(name) {
+        let (first, _first_handle) = bg.with_cancel();
+        drop(first.with_cancel());
+        let m = looped(b, |n| {
+            timed(n, || {
+                let (second, second_handle) = bg.with_cancel();
+                let (ctx, _handle) = first.merge(&second);
+                second_handle.cancel();
+                black_box(ctx.is_done());
+            })
+        });
+        out.emit(m.record(
+            name,
+            "ctx",
+            "second = background().with_cancel(); first.merge(&second); second cancelled; all dropped",
+        ));
+        let m = looped(b, |n| {
+            timed(n, || {
+                let (second, second_handle) = bg.with_cancel();
+                let (ctx, handle) = first.with_cancel();
+                let _after = second.after_func(move || drop(handle));
+                second_handle.cancel();
+                black_box(ctx.is_done());
+            })
+        });
+        out.emit(m.record(
+            name,
+            "after-func",
+            "the same with first.with_cancel() + second.after_func(move || drop(handle))",
+        ));
+    }
+
     let name = "with_timeout_cancel";
     if out.wants(name) {
         let m = looped(b, |n| {

@@ -31,13 +31,22 @@ async fn main() {
     // Hedging: the first replica is stuck, the second answers in 10 ms.
     let start = Instant::now();
     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(300));
-    let answer = hedge(&ctx, Duration::from_millis(50), 2, |attempt_ctx, n| async move {
-        let took = if n == 0 { Duration::from_secs(5) } else { Duration::from_millis(10) };
-        attempt_ctx
-            .run(tokio::time::sleep(took))
-            .await
-            .map(|()| format!("replica {n}"))
-    })
+    let answer = hedge(
+        &ctx,
+        Duration::from_millis(50),
+        2,
+        |attempt_ctx, n| async move {
+            let took = if n == 0 {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_millis(10)
+            };
+            attempt_ctx
+                .run(tokio::time::sleep(took))
+                .await
+                .map(|()| format!("replica {n}"))
+        },
+    )
     .await;
     println!("hedge: {answer:?} after {:?}", start.elapsed());
 }
