@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Join the comparison benchmark's JSON lines with the Go baseline's, by case name, and print
-the Markdown tables of BENCHMARKS.md: every case side by side, and every goal of issue 5 with its
-ratio and whether it is met. Python 3 standard library only.
+the Markdown tables of BENCHMARKS.md: every case side by side, and every goal of the comparison
+with its ratio and whether it is met. Python 3 standard library only.
 
     cargo bench -p ctx-core --bench compare -- --json > ours.jsonl
-    bash shared/anchors/go-bench/run.sh > go.jsonl
+    bench/go/run.sh > go.jsonl
     python3 scripts/bench_table.py ours.jsonl go.jsonl
 """
 

@@ -3,8 +3,8 @@
 
 Reads the JSON lines of `cargo bench -p ctx-core --bench compare -- --scaling --json` (the
 `cancel_tree_depth_N` and `fanout_N_cancel` series, N = 10 .. 1,000,000, for ctx and
-tokio-util) and, optionally, the Go baseline's JSON lines (run.sh), whose two large cases are
-drawn as single points. Writes an SVG by hand: Python 3 standard library only.
+tokio-util) and, optionally, the Go baseline's JSON lines (bench/go/run.sh), whose two large
+cases are drawn as single points. Writes an SVG by hand: Python 3 standard library only.
 
     python3 scripts/plot_scaling.py scaling.jsonl --go go.jsonl -o docs/scaling.svg
 """
@@ -200,7 +200,7 @@ def point(svg, ax, x, y, color, label_y, label):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("ours", help="JSON lines of compare -- --scaling --json")
-    p.add_argument("--go", help="JSON lines of the Go baseline (run.sh)")
+    p.add_argument("--go", help="JSON lines of the Go baseline (bench/go/run.sh)")
     p.add_argument("-o", "--out", default="docs/scaling.svg")
     p.add_argument("--subtitle", default="", help="a line under the title (machine, date)")
     a = p.parse_args()

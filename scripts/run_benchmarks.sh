@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole comparison of issue 5 in one sitting on this machine and writes its raw results
+# Runs the whole comparison with Go in one sitting on this machine and writes its raw results
 # to docs/bench/ (JSON lines), then redraws docs/scaling.svg and prints the tables that go into
 # BENCHMARKS.md. The Go baseline and ours run in turns, ROUNDS times each (Go, ours, Go, ours,
 # ...), and each case's median round is kept: on a shared machine whose load comes and goes, both
@@ -9,14 +9,14 @@
 #                                          # (or after MAX_WAIT_MIN=10 minutes of waiting)
 #   ROUNDS=1 MAX_LOAD=9 scripts/run_benchmarks.sh   # one quick round, whatever the load
 #
-# The Go baseline needs `go` (Debian: apt-get install -y golang-go); GO_BENCH overrides where its
-# run.sh is (by default shared/ beside the repository, as on the project's machines).
+# The Go baseline (bench/go) needs `go` >= 1.19 (Debian: apt-get install -y golang-go); GO_BENCH
+# overrides the script that runs it (by default bench/go/run.sh).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 OUT="$ROOT/docs/bench"
-GO_BENCH="${GO_BENCH:-$ROOT/../shared/anchors/go-bench/run.sh}"
+GO_BENCH="${GO_BENCH:-$ROOT/bench/go/run.sh}"
 MAX_LOAD="${MAX_LOAD:-1.5}"
 ROUNDS="${ROUNDS:-3}"
 MAX_WAIT_MIN="${MAX_WAIT_MIN:-10}"
