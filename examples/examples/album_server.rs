@@ -19,14 +19,20 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use ctx_core::Context;
 use ctx_examples::{App, router};
-use ctx_http::RequestEnd;
+use ctx_http::Shutdown;
+
+/// How long the requests in flight may run on after Ctrl-C or SIGTERM.
+const DRAIN: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let (root, shutdown) = Context::background().with_cancel();
+    // Ctrl-C or SIGTERM: stop accepting, give the requests in flight 10 s, then end them (and
+    // their queries) with "server shutting down (SIGTERM)"; a second signal ends them at once.
+    let shutdown = Shutdown::on_signals(DRAIN)?;
+    let root = shutdown.context().clone();
     let app = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => App::postgres(&root, &url)
             .await
@@ -44,11 +50,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         app.describe()
     );
     let routes = router(Arc::new(app), root.clone(), None);
+    let signalled = shutdown.signalled();
     axum::serve(listener, routes)
         .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down: requests in flight end with \"server shutting down\"");
-            shutdown.cancel_with_cause(RequestEnd::ShuttingDown);
+            signalled.await;
+            eprintln!(
+                "shutting down: no new connections; requests in flight have {} s",
+                DRAIN.as_secs()
+            );
         })
         .await?;
     Ok(())

@@ -24,9 +24,12 @@ use std::time::Duration;
 use ctx_core::Context;
 use ctx_examples::App;
 use ctx_examples::chain::Chain;
+use ctx_http::Shutdown;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Ctrl-C or SIGTERM, listened for from the start; the chain ends its requests itself.
+    let shutdown = Shutdown::on_signals(Duration::ZERO)?;
     let budget = match std::env::var("BUDGET_MS") {
         Ok(ms) => Duration::from_millis(ms.parse().map_err(|_| "BUDGET_MS: not a number")?),
         Err(_) => Duration::from_secs(2),
@@ -49,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "try: curl 'http://{}/albums/slow?seconds=0.5'; Ctrl-C to stop",
         chain.edge
     );
-    tokio::signal::ctrl_c().await?;
+    shutdown.signalled().await;
     eprintln!("shutting down");
     chain.shut_down();
     // Let the servers answer what is in flight ("server shutting down") and close.

@@ -193,6 +193,12 @@ use ctx_core::{CancelHandle, Context, Done, Error};
 
 pub mod grpc_timeout;
 
+#[cfg(feature = "signal")]
+mod shutdown;
+#[cfg(feature = "signal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
+pub use self::shutdown::{Shutdown, ShutdownSignal};
+
 #[cfg(feature = "axum")]
 mod axum;
 #[cfg(feature = "axum")]
@@ -246,8 +252,19 @@ pub enum RequestEnd {
 
 impl RequestEnd {
     /// The `RequestEnd` that ended `ctx` (or an ancestor of it), if that is why it ended.
+    ///
+    /// A root ended by [`Shutdown`] (a [`ShutdownSignal`] cause, with the `signal` feature)
+    /// reads as [`ShuttingDown`](RequestEnd::ShuttingDown).
     pub fn of(ctx: &Context) -> Option<RequestEnd> {
-        ctx.cause()?.downcast_ref::<RequestEnd>().copied()
+        let cause = ctx.cause()?;
+        if let Some(end) = cause.downcast_ref::<RequestEnd>() {
+            return Some(*end);
+        }
+        #[cfg(feature = "signal")]
+        if cause.downcast_ref::<ShutdownSignal>().is_some() {
+            return Some(RequestEnd::ShuttingDown);
+        }
+        None
     }
 
     fn as_str(self) -> &'static str {
