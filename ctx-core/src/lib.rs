@@ -123,11 +123,12 @@
 //!
 //! | crate | what it stops |
 //! | --- | --- |
-//! | `ctx-http` | a tower layer giving every request of a hyper, axum or tonic server a context, ended with a cause that says why (client disconnected, timed out, caller's deadline exceeded, server shutting down); the axum extractor (`axum` feature); the `grpc-timeout` codec that carries a deadline across processes |
+//! | `ctx-http` | a tower layer giving every request of a hyper, axum or tonic server a context, ended with a cause that says why (client disconnected, timed out, caller's deadline exceeded, server shutting down); the axum extractor (`axum` feature); graceful shutdown on SIGINT/SIGTERM (`signal` feature); the `grpc-timeout` codec that carries a deadline across processes |
 //! | `ctx-reqwest` | reqwest calls that carry their context's deadline, not sent or aborted when it ends |
 //! | `ctx-tonic` | tonic gRPC calls that carry their context's deadline and are reset when it ends |
 //! | `ctx-rusqlite` | rusqlite work, interrupted inside SQLite when its context ends |
 //! | `ctx-postgres` | tokio-postgres queries, cancelled in the server when their context ends |
+//! | `ctx-retry` | retries and hedged attempts: none starts, and no backoff sleep either, that cannot finish before the deadline |
 //!
 //! # Features
 //!
