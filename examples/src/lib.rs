@@ -67,70 +67,9 @@ pub fn seed() -> Vec<Album> {
 pub enum Store {
     /// An embedded SQLite database (the default: nothing to install).
     Sqlite(Db),
-    /// A PostgreSQL server (`DATABASE_URL=postgres://...`).
-    Postgres(PgPool),
-}
-
-/// A few PostgreSQL connections, each used by one request at a time: a cancel request names a
-/// connection, not a query, so two requests must never share one while either can be stopped.
-#[derive(Debug)]
-pub struct PgPool {
-    idle: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ctx_postgres::Client>>,
-    give_back: tokio::sync::mpsc::Sender<ctx_postgres::Client>,
-}
-
-/// A connection taken from the pool; goes back when dropped.
-struct PgLease<'a> {
-    client: Option<ctx_postgres::Client>,
-    pool: &'a PgPool,
-}
-
-impl PgPool {
-    async fn connect(
-        ctx: &Context,
-        config: &tokio_postgres::Config,
-        size: usize,
-    ) -> Result<PgPool, AppError> {
-        let (give_back, idle) = tokio::sync::mpsc::channel(size);
-        for _ in 0..size {
-            let client = ctx_postgres::Client::connect(ctx, config, tokio_postgres::NoTls).await?;
-            give_back
-                .try_send(client)
-                .expect("room for every connection");
-        }
-        Ok(PgPool {
-            idle: tokio::sync::Mutex::new(idle),
-            give_back,
-        })
-    }
-
-    /// Waits for an idle connection, as long as `ctx` lives.
-    async fn get(&self, ctx: &Context) -> Result<PgLease<'_>, AppError> {
-        let client = ctx
-            .run(async { self.idle.lock().await.recv().await })
-            .await?
-            .ok_or_else(|| AppError::Database("the pool is closed".to_string()))?;
-        Ok(PgLease {
-            client: Some(client),
-            pool: self,
-        })
-    }
-}
-
-impl std::ops::Deref for PgLease<'_> {
-    type Target = ctx_postgres::Client;
-
-    fn deref(&self) -> &Self::Target {
-        self.client.as_ref().expect("taken until dropped")
-    }
-}
-
-impl Drop for PgLease<'_> {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            let _ = self.pool.give_back.try_send(client);
-        }
-    }
+    /// A PostgreSQL server (`DATABASE_URL=postgres://...`), through a deadpool-postgres pool
+    /// whose connections return to it only when clean.
+    Postgres(ctx_postgres::Pool),
 }
 
 /// The application's state.
@@ -317,7 +256,7 @@ impl App {
             .parse()
             .map_err(|e: tokio_postgres::Error| AppError::Database(e.to_string()))?;
         config.application_name("ctx-album-demo");
-        let pool = PgPool::connect(ctx, &config, 8).await?;
+        let pool = ctx_postgres::Pool::new(config, tokio_postgres::NoTls, 8).await;
         let client = pool.get(ctx).await?;
         client
             .batch_execute(

@@ -50,11 +50,13 @@
 
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Duration;
@@ -72,6 +74,16 @@ use ctx_core::{Context, ContextError};
 
 /// The tokio-postgres this module is built with, for naming its types at the same version.
 pub use tokio_postgres;
+
+#[cfg(feature = "deadpool")]
+mod pool;
+#[cfg(feature = "deadpool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deadpool")))]
+/// The deadpool-postgres this crate is built with.
+pub use deadpool_postgres;
+#[cfg(feature = "deadpool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deadpool")))]
+pub use pool::{Pool, PooledClient};
 
 /// How long one cancel request (connect, TLS, send) may take before it is given up.
 const CANCEL_LIMIT: Duration = Duration::from_secs(1);
@@ -104,6 +116,16 @@ pub enum Error {
     Cancel(Box<dyn std::error::Error + Send + Sync>),
     /// A cancel request ([`Canceller::cancel`]) got no answer within its time limit (1 s).
     CancelTimedOut,
+    /// The pool could not lend a connection while the context was live: it could not connect,
+    /// or it is closed.
+    #[cfg(feature = "deadpool")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deadpool")))]
+    Pool(deadpool_postgres::PoolError),
+    /// The context ended while waiting for a connection from the pool (every one was busy).
+    /// Displays as `no connection from the pool: context deadline exceeded`.
+    #[cfg(feature = "deadpool")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deadpool")))]
+    PoolWait(ContextError),
 }
 
 impl Error {
@@ -116,6 +138,8 @@ impl Error {
     pub fn context_error(&self) -> Option<&ContextError> {
         match self {
             Error::Context(stopped) => Some(stopped),
+            #[cfg(feature = "deadpool")]
+            Error::PoolWait(stopped) => Some(stopped),
             _ => None,
         }
     }
@@ -132,6 +156,10 @@ impl fmt::Display for Error {
             Error::Postgres(e) => fmt::Display::fmt(e, f),
             Error::Connect(e) => write!(f, "could not connect to the server: {e}"),
             Error::Cancel(e) => write!(f, "could not send the cancel request: {e}"),
+            #[cfg(feature = "deadpool")]
+            Error::Pool(e) => write!(f, "no connection from the pool: {e}"),
+            #[cfg(feature = "deadpool")]
+            Error::PoolWait(stopped) => write!(f, "no connection from the pool: {stopped}"),
             Error::CancelTimedOut => write!(
                 f,
                 "the cancel request got no answer within {} s",
@@ -149,6 +177,10 @@ impl std::error::Error for Error {
             Error::Postgres(e) => e.source(),
             Error::Connect(e) => Some(e),
             Error::Cancel(e) => Some(&**e),
+            #[cfg(feature = "deadpool")]
+            Error::Pool(e) => Some(e),
+            #[cfg(feature = "deadpool")]
+            Error::PoolWait(stopped) => stopped.source(),
             Error::CancelTimedOut => None,
         }
     }
@@ -162,7 +194,8 @@ impl From<tokio_postgres::Error> for Error {
 
 /// The TLS connectors a [`Client`] can connect and cancel with: tokio-postgres's
 /// [`MakeTlsConnect`] over its [`Socket`] (for the connection) and over an [`AckStream`] (for
-/// cancel requests), sendable to the task that sends a cancel. `tokio_postgres::NoTls`,
+/// cancel requests), sendable to the task that sends a cancel (and shareable, as
+/// deadpool-postgres needs). `tokio_postgres::NoTls`,
 /// postgres-native-tls's, postgres-openssl's and tokio-postgres-rustls's connectors all are:
 /// they are generic over the stream.
 pub trait Tls:
@@ -174,9 +207,9 @@ pub trait Tls:
     + 'static
 {
     /// The connector's stream.
-    type Conn: TlsStream + Unpin + Send + 'static;
+    type Conn: TlsStream + Unpin + Send + Sync + 'static;
     /// The connector's per-connection handshake.
-    type Connect: TlsConnect<Socket, Stream = Self::Conn, Future = Self::Handshake> + Send;
+    type Connect: TlsConnect<Socket, Stream = Self::Conn, Future = Self::Handshake> + Send + Sync;
     /// The handshake's future.
     type Handshake: Send;
     /// The stream of a cancel request.
@@ -191,8 +224,8 @@ pub trait Tls:
 impl<T> Tls for T
 where
     T: MakeTlsConnect<Socket> + MakeTlsConnect<AckStream> + Clone + Send + Sync + 'static,
-    <T as MakeTlsConnect<Socket>>::Stream: Send + 'static,
-    <T as MakeTlsConnect<Socket>>::TlsConnect: Send,
+    <T as MakeTlsConnect<Socket>>::Stream: Send + Sync + 'static,
+    <T as MakeTlsConnect<Socket>>::TlsConnect: Send + Sync,
     <<T as MakeTlsConnect<Socket>>::TlsConnect as TlsConnect<Socket>>::Future: Send,
     <T as MakeTlsConnect<AckStream>>::Stream: Send + 'static,
     <T as MakeTlsConnect<AckStream>>::TlsConnect: Send,
@@ -262,28 +295,21 @@ impl AsyncWrite for AckStream {
     }
 }
 
-type SendCancel = dyn Fn() -> BoxFuture<'static, Result<(), Error>> + Send + Sync;
+type SendCancel = dyn Fn(CancelToken) -> BoxFuture<'static, Result<(), Error>> + Send + Sync;
 
-/// Sends cancel requests for one connection: tokio-postgres's [`CancelToken`], with the TLS
-/// connector the client was connected with, each request bounded by a time limit of its own.
-///
-/// When the client knows the address of the server it is connected to (one TCP host in its
-/// configuration, or several of which the server's own address picks one), the request goes
-/// over an [`AckStream`] and `cancel` returns once the server has acknowledged it. Otherwise
-/// (Unix sockets, an address behind a proxy that matches none of the hosts) it goes through
-/// [`CancelToken::cancel_query`], which returns as soon as the request is written.
+/// How to send a cancel request for any connection to one server (shared by a pool's
+/// connections, so that lending one allocates nothing for it).
 #[derive(Clone)]
-pub struct Canceller {
+struct CancelMethod {
     send: Arc<SendCancel>,
     acknowledged: bool,
 }
 
-impl Canceller {
-    fn new<T: Tls>(token: CancelToken, tls: T, target: Option<(String, SocketAddr)>) -> Canceller {
+impl CancelMethod {
+    fn new<T: Tls>(tls: T, target: Option<(String, SocketAddr)>) -> CancelMethod {
         let acknowledged = target.is_some();
         let send: Arc<SendCancel> = match target {
-            Some((domain, addr)) => Arc::new(move || {
-                let token = token.clone();
+            Some((domain, addr)) => Arc::new(move |token: CancelToken| {
                 let mut tls = tls.clone();
                 let domain = domain.clone();
                 Box::pin(async move {
@@ -303,8 +329,7 @@ impl Canceller {
                         .map_err(|e| Error::Cancel(e.into()))
                 })
             }),
-            None => Arc::new(move || {
-                let token = token.clone();
+            None => Arc::new(move |token: CancelToken| {
                 let tls = tls.clone();
                 Box::pin(async move {
                     token
@@ -314,7 +339,27 @@ impl Canceller {
                 })
             }),
         };
-        Canceller { send, acknowledged }
+        CancelMethod { send, acknowledged }
+    }
+}
+
+/// Sends cancel requests for one connection: tokio-postgres's [`CancelToken`], with the TLS
+/// connector the client was connected with, each request bounded by a time limit of its own.
+///
+/// When the client knows the address of the server it is connected to (one TCP host in its
+/// configuration, or several of which the server's own address picks one), the request goes
+/// over an [`AckStream`] and `cancel` returns once the server has acknowledged it. Otherwise
+/// (Unix sockets, an address behind a proxy that matches none of the hosts) it goes through
+/// [`CancelToken::cancel_query`], which returns as soon as the request is written.
+#[derive(Clone)]
+pub struct Canceller {
+    token: CancelToken,
+    method: CancelMethod,
+}
+
+impl Canceller {
+    fn new(token: CancelToken, method: CancelMethod) -> Canceller {
+        Canceller { token, method }
     }
 
     /// Asks the server to cancel what this connection is running, if anything.
@@ -325,7 +370,7 @@ impl Canceller {
     /// request takes more than 1 s. (Whether a query was cancelled is never reported: the
     /// protocol does not say.)
     pub async fn cancel(&self) -> Result<(), Error> {
-        match timeout(CANCEL_LIMIT, (self.send)()).await {
+        match timeout(CANCEL_LIMIT, (self.method.send)(self.token.clone())).await {
             Ok(sent) => sent,
             Err(_) => Err(Error::CancelTimedOut),
         }
@@ -333,14 +378,14 @@ impl Canceller {
 
     /// Whether [`cancel`](Canceller::cancel) waits for the server's acknowledgement.
     pub fn is_acknowledged(&self) -> bool {
-        self.acknowledged
+        self.method.acknowledged
     }
 }
 
 impl fmt::Debug for Canceller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Canceller")
-            .field("acknowledged", &self.acknowledged)
+            .field("acknowledged", &self.method.acknowledged)
             .finish_non_exhaustive()
     }
 }
@@ -352,6 +397,9 @@ struct Shared {
     /// The cancel sent for work whose future was dropped in flight (it could not wait for the
     /// server): the next query waits for it and settles the connection before it is sent.
     dropped: Mutex<Option<JoinHandle<()>>>,
+    /// A settle gave up (the server did not finish the cancelled work within its limit): the
+    /// connection may still be running it.
+    unsettled: AtomicBool,
 }
 
 /// A tokio-postgres client whose queries run under a [`Context`] and are cancelled on the
@@ -359,9 +407,44 @@ struct Shared {
 ///
 /// The plain client stays available through [`get_ref`](Client::get_ref) and
 /// [`get_mut`](Client::get_mut).
-pub struct Client {
-    client: tokio_postgres::Client,
+pub struct Client<C = tokio_postgres::Client> {
+    client: C,
     shared: Shared,
+}
+
+/// What a [`Client`] can hold: a `tokio_postgres::Client` of its own, or (with the `deadpool`
+/// feature) a connection lent by a deadpool-postgres pool ([`PooledClient`]).
+pub trait Connection: sealed::Sealed + Send + Sync {
+    /// The tokio-postgres client.
+    fn pg(&self) -> &tokio_postgres::Client;
+    /// The tokio-postgres client, mutably.
+    fn pg_mut(&mut self) -> &mut tokio_postgres::Client;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for tokio_postgres::Client {}
+    #[cfg(feature = "deadpool")]
+    impl Sealed for deadpool_postgres::Object {}
+}
+
+impl Connection for tokio_postgres::Client {
+    fn pg(&self) -> &tokio_postgres::Client {
+        self
+    }
+    fn pg_mut(&mut self) -> &mut tokio_postgres::Client {
+        self
+    }
+}
+
+#[cfg(feature = "deadpool")]
+impl Connection for deadpool_postgres::Object {
+    fn pg(&self) -> &tokio_postgres::Client {
+        self
+    }
+    fn pg_mut(&mut self) -> &mut tokio_postgres::Client {
+        self
+    }
 }
 
 impl Client {
@@ -413,28 +496,36 @@ impl Client {
         tls: T,
         cancel_target: Option<(String, SocketAddr)>,
     ) -> Client {
-        let canceller = Canceller::new(client.cancel_token(), tls, cancel_target);
+        let canceller =
+            Canceller::new(client.cancel_token(), CancelMethod::new(tls, cancel_target));
+        Client::with_canceller(client, canceller)
+    }
+}
+
+impl<C: Connection> Client<C> {
+    fn with_canceller(client: C, canceller: Canceller) -> Client<C> {
         Client {
             client,
             shared: Shared {
                 canceller,
                 dropped: Mutex::new(None),
+                unsettled: AtomicBool::new(false),
             },
         }
     }
 
     /// The tokio-postgres client, for work that needs no context.
     pub fn get_ref(&self) -> &tokio_postgres::Client {
-        &self.client
+        self.client.pg()
     }
 
     /// The tokio-postgres client, mutably.
     pub fn get_mut(&mut self) -> &mut tokio_postgres::Client {
-        &mut self.client
+        self.client.pg_mut()
     }
 
-    /// Unwraps the tokio-postgres client.
-    pub fn into_inner(self) -> tokio_postgres::Client {
+    /// Unwraps the connection.
+    pub fn into_inner(self) -> C {
         self.client
     }
 
@@ -477,9 +568,9 @@ impl Client {
         F: IntoFuture<Output = Result<T, tokio_postgres::Error>>,
         F::IntoFuture: 'a,
     {
-        let guard = Guard::open(&self.shared, &self.client, ctx).await?;
+        let guard = Guard::open(&self.shared, self.client.pg(), ctx).await?;
         let raced = ctx.run(fut).await;
-        guard.close(&self.client, ctx, raced).await
+        guard.close(self.client.pg(), ctx, raced).await
     }
 
     /// Like [`run`](Client::run), for work that needs the client mutably: a transaction.
@@ -520,9 +611,9 @@ impl Client {
             &'c mut tokio_postgres::Client,
         ) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
     {
-        let guard = Guard::open(&self.shared, &self.client, ctx).await?;
-        let raced = ctx.run(f(&mut self.client)).await;
-        guard.close(&self.client, ctx, raced).await
+        let guard = Guard::open(&self.shared, self.client.pg(), ctx).await?;
+        let raced = ctx.run(f(self.client.pg_mut())).await;
+        guard.close(self.client.pg(), ctx, raced).await
     }
 
     /// Runs a query under `ctx` and returns its rows. tokio-postgres's
@@ -536,7 +627,8 @@ impl Client {
     where
         S: ?Sized + ToStatement,
     {
-        self.run(ctx, self.client.query(statement, params)).await
+        self.run(ctx, self.client.pg().query(statement, params))
+            .await
     }
 
     /// Runs a query under `ctx` that returns exactly one row.
@@ -551,7 +643,7 @@ impl Client {
     where
         S: ?Sized + ToStatement,
     {
-        self.run(ctx, self.client.query_one(statement, params))
+        self.run(ctx, self.client.pg().query_one(statement, params))
             .await
     }
 
@@ -567,7 +659,7 @@ impl Client {
     where
         S: ?Sized + ToStatement,
     {
-        self.run(ctx, self.client.query_opt(statement, params))
+        self.run(ctx, self.client.pg().query_opt(statement, params))
             .await
     }
 
@@ -583,18 +675,25 @@ impl Client {
     where
         S: ?Sized + ToStatement,
     {
-        self.run(ctx, self.client.execute(statement, params)).await
+        self.run(ctx, self.client.pg().execute(statement, params))
+            .await
     }
 
     /// Runs statements separated by `;` (no parameters) under `ctx`.
     /// tokio-postgres's [`batch_execute`](tokio_postgres::Client::batch_execute), with
     /// [`run`](Client::run)'s rules.
     pub async fn batch_execute(&self, ctx: &Context, sql: &str) -> Result<(), Error> {
-        self.run(ctx, self.client.batch_execute(sql)).await
+        self.run(ctx, self.client.pg().batch_execute(sql)).await
     }
 }
 
 impl Shared {
+    /// Whether the connection can be given to other work: no cancel of ours in flight, and no
+    /// cancelled work that may still be running.
+    fn is_clean(&self) -> bool {
+        lock(&self.dropped).is_none() && !self.unsettled.load(Ordering::Acquire)
+    }
+
     /// If the future of an earlier query was dropped in flight, waits for the cancel sent then
     /// (bounded by the cancel's own limit) and settles the connection, so that cancel cannot
     /// stop the query about to be sent.
@@ -623,6 +722,7 @@ impl Shared {
             let _ = self.canceller.cancel().await;
             let now = Instant::now();
             if now >= give_up {
+                self.unsettled.store(true, Ordering::Release);
                 return;
             }
             if timeout(RECANCEL_AFTER.min(give_up - now), fence.as_mut())
@@ -709,10 +809,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl fmt::Debug for Client {
+impl<C: Connection> fmt::Debug for Client<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("closed", &self.client.is_closed())
+            .field("closed", &self.client.pg().is_closed())
             .field("canceller", &self.shared.canceller)
             .finish()
     }
@@ -726,6 +826,23 @@ async fn cancel_target(
     config: &Config,
     client: &tokio_postgres::Client,
 ) -> Option<(String, SocketAddr)> {
+    let mut candidates = cancel_candidates(config).await;
+    if candidates.len() <= 1 {
+        return candidates.pop();
+    }
+    let row = client
+        .query_one("SELECT host(inet_server_addr()), inet_server_port()", &[])
+        .await
+        .ok()?;
+    let ip: std::net::IpAddr = row.get::<_, Option<String>>(0)?.parse().ok()?;
+    let port = u16::try_from(row.get::<_, Option<i32>>(1)?).ok()?;
+    candidates
+        .into_iter()
+        .find(|(_, addr)| addr.ip() == ip && addr.port() == port)
+}
+
+/// The TCP endpoints `config` names (host name for TLS, address), resolved, in order.
+async fn cancel_candidates(config: &Config) -> Vec<(String, SocketAddr)> {
     let ports = config.get_ports();
     let port = |i: usize| match ports {
         [] => 5432,
@@ -735,8 +852,7 @@ async fn cancel_target(
     let mut candidates = Vec::new();
     for (i, host) in config.get_hosts().iter().enumerate() {
         let Host::Tcp(name) = host else { continue };
-        let hostaddr = config.get_hostaddrs().get(i).copied();
-        match hostaddr {
+        match config.get_hostaddrs().get(i).copied() {
             Some(ip) => candidates.push((name.clone(), SocketAddr::new(ip, port(i)))),
             None => {
                 if let Ok(addrs) = tokio::net::lookup_host((name.as_str(), port(i))).await {
@@ -750,16 +866,5 @@ async fn cancel_target(
             candidates.push((ip.to_string(), SocketAddr::new(*ip, port(i))));
         }
     }
-    if candidates.len() <= 1 {
-        return candidates.pop();
-    }
-    let row = client
-        .query_one("SELECT host(inet_server_addr()), inet_server_port()", &[])
-        .await
-        .ok()?;
-    let ip: std::net::IpAddr = row.get::<_, Option<String>>(0)?.parse().ok()?;
-    let port = u16::try_from(row.get::<_, Option<i32>>(1)?).ok()?;
     candidates
-        .into_iter()
-        .find(|(_, addr)| addr.ip() == ip && addr.port() == port)
 }

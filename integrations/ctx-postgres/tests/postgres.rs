@@ -14,102 +14,10 @@ use std::time::{Duration, Instant};
 use ctx_core::{CancelHandle, Context, Error as CtxError};
 use ctx_postgres::{Client, Error};
 use tokio::sync::Mutex;
-use tokio_postgres::Config;
 use tokio_postgres::types::ToSql;
 
-/// A hard bound for what should take milliseconds, safe on a loaded CI machine.
-const HARD_BOUND: Duration = Duration::from_secs(1);
-
-fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("DATABASE_URL is not set but CI=true: .ci/run must start PostgreSQL")
-        }
-        _ => {
-            println!("skipped: DATABASE_URL not set");
-            None
-        }
-    }
-}
-
-fn config(url: &str, app: &str) -> Config {
-    let mut config: Config = url.parse().expect("DATABASE_URL is not a valid URL");
-    config.application_name(app);
-    config
-}
-
-async fn connect(url: &str, app: &str) -> Client {
-    Client::connect(
-        &Context::background(),
-        &config(url, app),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("cannot connect to DATABASE_URL: {e}"))
-}
-
-/// Queries of `app` that the server is running now (the observer's own is not one of them).
-async fn active(observer: &Client, app: &str) -> i64 {
-    observer
-        .query_one(
-            &Context::background(),
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE application_name = $1 AND state <> 'idle' AND pid <> pg_backend_pid()",
-            &[&app],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
-/// Waits (at most 1 s) until `app` has no query running; returns how long that took.
-async fn until_quiet(observer: &Client, app: &str) -> Duration {
-    let start = Instant::now();
-    loop {
-        let n = active(observer, app).await;
-        if n == 0 {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < HARD_BOUND,
-            "{n} queries of {app} still running on the server after 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn album_count(client: &Client) -> i64 {
-    client
-        .query_one(
-            &Context::background(),
-            "SELECT count(*) FROM ctx_album",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
-/// Waits until `app` has a query running.
-async fn until_running(observer: &Client, app: &str) {
-    let start = Instant::now();
-    while active(observer, app).await == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the query never started"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-async fn select_int(client: &Client, n: i32) -> i32 {
-    client
-        .query_one(&Context::background(), "SELECT $1::int4", &[&n])
-        .await
-        .unwrap()
-        .get(0)
-}
+mod support;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_cancels_pg_sleep_on_the_server() {
