@@ -30,7 +30,7 @@ use crate::{CancelMethod, Canceller, Client, Error, Tls, cancel_candidates};
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use ctx_core::{Context, ContextError};
+/// use ctx_core::Context;
 /// use ctx_postgres::Pool;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
