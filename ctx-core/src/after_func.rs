@@ -66,11 +66,25 @@ impl AfterFunc {
             };
         };
         let entry: AfterEntry = cell.clone();
-        match node.register_after(entry) {
-            Ok((key, arm_timer)) => {
+        // Deadlines need no timer until someone waits: an after-func waits, so a deadline gets
+        // a task on the current runtime that fires it (one per node and runtime). Without a
+        // runtime the function still runs as soon as the deadline is observed (`err()`,
+        // `done()`, a derivation) or the context is cancelled.
+        let runtime = node
+            .deadline()
+            .and_then(|_| tokio::runtime::Handle::try_current().ok());
+        match node.register_after(entry, runtime.as_ref().map(tokio::runtime::Handle::id)) {
+            Ok((key, timer)) => {
                 let node = node.to_arc();
-                if arm_timer {
-                    arm_deadline_timer(&node);
+                if let (Some(runtime), Some(token)) = (runtime, timer) {
+                    let done = Done::new(Some(node.clone()));
+                    // The token goes with the task's future: dropped with its runtime, or if it
+                    // panics (a runtime without a time driver), the next registration spawns
+                    // another.
+                    drop(runtime.spawn(async move {
+                        let _alive = token;
+                        done.await;
+                    }));
                 }
                 AfterFunc {
                     node: Some(node),
@@ -111,19 +125,6 @@ impl AfterFunc {
             drop(f);
         }
         stopped
-    }
-}
-
-/// Deadlines need no timer until someone waits: an after-func waits, so it gets a task that
-/// fires the deadline. Without a tokio runtime the function still runs as soon as the deadline
-/// is observed (`err()`, `done()`, a derivation) or the context is cancelled.
-fn arm_deadline_timer(node: &Arc<Node>) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            let done = Done::new(Some(node.clone()));
-            drop(runtime.spawn(done));
-        }
-        Err(_) => node.disarm_timer(),
     }
 }
 

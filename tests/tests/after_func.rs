@@ -208,3 +208,85 @@ fn runs_when_the_handle_is_dropped_last_after_everything_else() {
     drop(handle);
     assert_eq!(ran(), 1);
 }
+
+/// A runtime whose clock is paused, so that the deadlines below pass in virtual time.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_deadline_timer_is_armed_again_after_the_runtime_that_armed_it_is_gone() {
+    let first = paused_runtime();
+    let (ctx, _handle) =
+        first.block_on(async { Context::background().with_timeout(Duration::from_secs(2)) });
+    first.block_on(async {
+        let _a = ctx.after_func(|| {});
+    });
+    // The runtime goes, and the timer task it ran with it.
+    drop(first);
+
+    let second = paused_runtime();
+    let (count, ran) = counter();
+    second.block_on(async {
+        let _a = ctx.after_func(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    assert_eq!(
+        ran(),
+        1,
+        "no timer fired the deadline in the second runtime"
+    );
+    assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+}
+
+#[test]
+fn the_deadline_timer_is_armed_again_after_a_runtime_without_a_time_driver() {
+    let (ctx, _handle) = Context::background().with_timeout(Duration::from_secs(2));
+    let timeless = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    timeless.block_on(async {
+        let _a = ctx.after_func(|| {});
+        // Lets a timer task run, if one was spawned here.
+        tokio::task::yield_now().await;
+    });
+    drop(timeless);
+
+    let timed = paused_runtime();
+    let (count, ran) = counter();
+    timed.block_on(async {
+        let _a = ctx.after_func(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    assert_eq!(ran(), 1, "no timer fired the deadline");
+}
+
+#[test]
+fn a_registration_in_a_second_live_runtime_gets_a_timer_of_its_own() {
+    // Two runtimes alive at once; the first one's timer must not be all the second relies on.
+    let first = paused_runtime();
+    let (ctx, _handle) =
+        first.block_on(async { Context::background().with_timeout(Duration::from_secs(2)) });
+    first.block_on(async {
+        let _a = ctx.after_func(|| {});
+    });
+    let second = paused_runtime();
+    let (count, ran) = counter();
+    let after = second.block_on(async {
+        ctx.after_func(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+        })
+    });
+    drop(first);
+    second.block_on(async { tokio::time::sleep(Duration::from_secs(3)).await });
+    assert_eq!(ran(), 1, "the second runtime had no timer of its own");
+    assert!(!after.stop());
+}
