@@ -452,26 +452,31 @@ impl Context {
         tokio::spawn(async move { ctx.run(fut).await })
     }
 
-    /// Runs `f` once after the context ends (at once, on this thread, if it already has).
+    /// Runs `f` once after the context ends (starts it at once if it already has).
     /// Go: `context.AfterFunc(ctx, f)`.
     ///
-    /// `f` runs on the thread that ended the context, after every context of the ended subtree
-    /// has ended and after every internal lock is released, so it may cancel other contexts;
-    /// keep it short or spawn from it. A panic in `f` harms nothing else. A deadline fires `f`
-    /// from a task on the current tokio runtime; outside a runtime, `f` runs when the passed
-    /// deadline is first noticed or the context is cancelled.
+    /// As in Go, the end never waits for `f`: `cancel()`, a handle's drop or a parent's end
+    /// starts `f` on another thread and returns without waiting for it to begin or finish, so
+    /// an `f` that blocks can neither stall nor deadlock whoever ended the context. It starts
+    /// after every context of the ended subtree has ended and no internal lock is held, so it
+    /// may cancel other contexts (its own included). A panic in `f` harms nothing else.
+    ///
+    /// `f` runs on a pool of threads of this crate (not a tokio runtime's): an idle one if
+    /// there is one, else a new one, so one `f` that blocks delays no other. A deadline starts
+    /// `f` from a timer task on the tokio runtime current at registration; outside a runtime
+    /// (or once that runtime is gone), it starts when the passed deadline is first noticed
+    /// (`err()`, `done()`, a derivation) or the context is cancelled.
     ///
     /// ```
-    /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use std::sync::Arc;
+    /// use std::sync::mpsc;
     /// use ctx_core::Context;
     ///
     /// let (ctx, handle) = Context::background().with_cancel();
-    /// let ran = Arc::new(AtomicBool::new(false));
-    /// let flag = ran.clone();
-    /// let _after = ctx.after_func(move || flag.store(true, Ordering::SeqCst));
-    /// handle.cancel();
-    /// assert!(ran.load(Ordering::SeqCst));
+    /// let (ran, told) = mpsc::channel();
+    /// let after = ctx.after_func(move || ran.send("ended").unwrap());
+    /// handle.cancel(); // returns at once; `f` runs on a thread of its own
+    /// assert_eq!(told.recv().unwrap(), "ended");
+    /// assert!(!after.stop()); // it had started
     /// ```
     pub fn after_func(&self, f: impl FnOnce() + Send + 'static) -> AfterFunc {
         AfterFunc::register(self.node.node(), Box::new(f))
