@@ -363,6 +363,64 @@ impl Context {
         }
     }
 
+    /// The time left until [`deadline()`](Self::deadline): `None` when the chain has no
+    /// deadline (ended or not); `Duration::ZERO` once the context has ended or its deadline has
+    /// passed. Trio: `current_effective_deadline() - now`; Go users write
+    /// `time.Until(deadline)` after `ctx.Deadline()`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, handle) = Context::background().with_timeout(Duration::from_secs(2));
+    /// tokio::time::sleep(Duration::from_millis(500)).await;
+    /// assert_eq!(ctx.remaining(), Some(Duration::from_millis(1500)));
+    /// handle.cancel();
+    /// assert_eq!(ctx.remaining(), Some(Duration::ZERO)); // ended: nothing left
+    /// assert_eq!(Context::background().remaining(), None); // no deadline at all
+    /// # }
+    /// ```
+    pub fn remaining(&self) -> Option<Duration> {
+        let deadline = self.deadline()?;
+        if self.is_done() {
+            return Some(Duration::ZERO);
+        }
+        Some(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether work that needs `min` may start: `Err(err)` if the context has ended,
+    /// `Err(Error::DeadlineExceeded)` if less than `min` is left before its deadline (the work
+    /// cannot finish in time, so it should not start), else `Ok(())`. Never ends the context:
+    /// a caller with a later deadline may still use it for something shorter.
+    ///
+    /// A context without a deadline always has time left. Go libraries hand-write this as a
+    /// "deadline too soon" check before a call.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(80));
+    /// assert_eq!(ctx.ensure_remaining(Duration::from_millis(50)), Ok(()));
+    /// // A query that takes 100 ms cannot finish: do not send it.
+    /// assert_eq!(ctx.ensure_remaining(Duration::from_millis(100)), Err(Error::DeadlineExceeded));
+    /// assert_eq!(ctx.err(), None); // still live
+    /// # }
+    /// ```
+    pub fn ensure_remaining(&self, min: Duration) -> Result<(), Error> {
+        if let Some(err) = self.err() {
+            return Err(err);
+        }
+        match self.remaining() {
+            Some(left) if left < min => Err(Error::DeadlineExceeded),
+            _ => Ok(()),
+        }
+    }
+
     /// A future that completes with the reason when the context ends. Go: `<-ctx.Done()`.
     ///
     /// Equivalent to `async fn done(&self) -> Error`. Any number of `Done`s may wait on one

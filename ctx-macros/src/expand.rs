@@ -197,9 +197,36 @@ fn expand(
             return #ret_var;
         }
     };
-    let raced = quote! {
+    let mut raced = quote! {
         #private::#race(#ctx, async move { #fake_return #stmts }).await
     };
+    // `min_remaining`: the body does not start unless the child has that much time left.
+    let mut setup = setup;
+    if let Some(Given { value: min, .. }) = &options.min_remaining {
+        let var = local("__ctx_min_remaining");
+        setup = match min {
+            Timeout::Literal { secs, nanos, span } => {
+                let krate = names.krate_at(*span);
+                let duration =
+                    quote_spanned!(blame(*span)=> #krate::__private::Duration::new(#secs, #nanos));
+                quote!(let #var = #duration; #setup)
+            }
+            Timeout::Expr(expr) => {
+                let krate = names.krate_at(expr.span());
+                let eval = quote_spanned!(blame(expr.span())=>
+                    let #var: #krate::__private::Duration = #expr;
+                );
+                quote!(#eval #setup)
+            }
+        };
+        let err = local("__ctx_err");
+        raced = quote! {
+            match #private::Context::ensure_remaining(#ctx, #var) {
+                ::core::result::Result::Ok(()) => #raced,
+                ::core::result::Result::Err(#err) => ::core::result::Result::Err(#err),
+            }
+        };
+    }
     let tail = match tail_of {
         // `finish` needs `CancelReturn` of the declared type: blamed on it.
         Some(ty) => {

@@ -280,6 +280,51 @@ use proc_macro::TokenStream;
 /// # };
 /// ```
 ///
+/// ## `min_remaining = "50ms"` or `min_remaining = EXPR`
+///
+/// The least time the body needs: it does not start unless that much is left before the
+/// child's deadline (its own `timeout`/`deadline`, or the caller's). The call then returns as
+/// if cancelled, with `DeadlineExceeded`, at once: work that cannot finish in time is not
+/// started. A humantime literal (checked at compile time; not zero, not longer than a literal
+/// `timeout`), or an expression of type `Duration` evaluated on every call, before the child is
+/// derived (so a `ctx` in it is the caller's context). Without a deadline on the chain there is
+/// always time left.
+///
+/// ```
+/// use std::time::Duration;
+/// use ctx_core::{Context, Error, cancellable};
+///
+/// #[cancellable(min_remaining = "50ms")]
+/// async fn expensive_query() -> Result<u32, Error> {
+///     Ok(42)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let (plenty, _h) = Context::background().with_timeout(Duration::from_secs(1));
+/// assert_eq!(expensive_query(&plenty).await, Ok(42));
+///
+/// let (almost_over, _h) = Context::background().with_timeout(Duration::from_millis(20));
+/// assert_eq!(expensive_query(&almost_over).await, Err(Error::DeadlineExceeded));
+/// assert_eq!(almost_over.err(), None); // the caller's context goes on
+/// # }
+/// ```
+///
+/// expands to (the race of the body as without the option, behind a check)
+///
+/// ```
+/// # const _: &str = stringify! {
+/// let __ctx_min_remaining = ::ctx_core::__private::Duration::new(0u64, 50000000u32);
+/// let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Parent::parent(&ctx);
+/// ::ctx_core::__private::finish::<Result<u32, Error>, _>(
+///     match ::ctx_core::__private::Context::ensure_remaining(ctx, __ctx_min_remaining) {
+///         ::core::result::Result::Ok(()) => ::ctx_core::__private::race_parent(ctx, async move { /* … */ }).await,
+///         ::core::result::Result::Err(__ctx_err) => ::core::result::Result::Err(__ctx_err),
+///     },
+/// )
+/// # };
+/// ```
+///
 /// ## `ctx = name`
 ///
 /// The context parameter's name, instead of `ctx`: it is added under that name, or adopted if
