@@ -265,6 +265,41 @@ impl Context {
         }
     }
 
+    /// A context for clean-up after `self` has ended: it keeps `self`'s values, is not ended by
+    /// `self`'s end (nor has `self`'s deadline), and ends with [`Error::DeadlineExceeded`]
+    /// `timeout` from now, or when its handle cancels (or is dropped). Trio: a shielded cancel
+    /// scope with a deadline; Go: `context.WithTimeout(context.WithoutCancel(ctx), d)`.
+    ///
+    /// For the work that must still happen when a request is abandoned, but not forever: an
+    /// audit row, a compensating write, releasing a lock held elsewhere. A `timeout` too large
+    /// to represent (`Duration::MAX`) means no deadline, as for
+    /// [`with_timeout`](Self::with_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::{Context, Error};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct RequestId(u64);
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, handle) = Context::background().with_value(RequestId(7)).with_cancel();
+    /// drop(handle); // the client hung up
+    /// assert!(request.is_done());
+    ///
+    /// let (cleanup, _h) = request.shield(Duration::from_secs(2));
+    /// assert_eq!(cleanup.err(), None); // not ended by the request's end
+    /// assert_eq!(cleanup.value::<RequestId>(), Some(&RequestId(7)));
+    /// // The audit write may take its time, but not more than 2 s.
+    /// let write = cleanup.run(tokio::time::sleep(Duration::from_secs(60)));
+    /// assert_eq!(write.await, Err(Error::DeadlineExceeded));
+    /// # }
+    /// ```
+    pub fn shield(&self, timeout: Duration) -> (Context, CancelHandle) {
+        self.without_cancel().with_timeout(timeout)
+    }
+
     /// `None` while the context is live; then why it ended, fixed forever. Go: `ctx.Err()`.
     ///
     /// One atomic load, plus a clock reading when the chain has a deadline (a deadline that
