@@ -26,7 +26,10 @@
 //! | `select { case <-ctx.Done(): case v := <-work: }` | [`ctx.run(work).await`](Context::run) |
 //! | `go f(ctx)` | [`ctx.spawn(f)`](Context::spawn) |
 //! | `stop := context.AfterFunc(ctx, f)` | [`let stop = ctx.after_func(f);`](Context::after_func) |
-//! | `g, ctx := errgroup.WithContext(parent)` | [`Group::new(&parent)`](Group::new) |
+//! | `g, ctx := errgroup.WithContext(parent)` | [`Group::new(&parent)`](Group::new), or [`Group::with_cause`] for the first error as the context's cause |
+//! | `g.SetLimit(n)`, `g.Go(f)`, `g.TryGo(f)`, `g.Wait()` | [`set_limit`](Group::set_limit), [`spawn`](Group::spawn), [`try_spawn`](Group::try_spawn), [`wait`](Group::wait) |
+//! | `dl, ok := ctx.Deadline(); time.Until(dl)` | [`ctx.remaining()`](Context::remaining); [`ctx.ensure_remaining(min)`](Context::ensure_remaining) refuses work that cannot finish in time |
+//! | `context.WithTimeout(context.WithoutCancel(ctx), d)` | [`ctx.shield(d)`](Context::shield): clean-up after an end |
 //! | `context.Canceled`, `context.DeadlineExceeded` | [`Error::Canceled`], [`Error::DeadlineExceeded`] |
 //!
 //! # An operation bounded by a timeout
@@ -148,7 +151,7 @@ pub use context::Context;
 pub use context_error::ContextError;
 pub use done::{Done, Run};
 pub use error::{Cause, Error};
-pub use group::Group;
+pub use group::{Group, Shutdown};
 pub use handle::CancelHandle;
 pub use into_error::{FromImpl, IntoCancelError};
 
