@@ -93,6 +93,9 @@ mod runner {
     /// How long a function may wait for a busy thread before the pool grows for it.
     pub(super) const STUCK: Duration = Duration::from_millis(1);
 
+    /// The room the queue keeps once drained.
+    const QUEUE_KEPT: usize = 64;
+
     /// The most workers the pool runs at once; beyond, functions wait for one to be free.
     pub(super) const MAX_THREADS: usize = 256;
 
@@ -224,6 +227,10 @@ mod runner {
         let mut pool = lock(&POOL);
         loop {
             if let Some((job, _)) = pool.jobs.pop_front() {
+                // A burst may have grown the queue: give its memory back once it is drained.
+                if pool.jobs.is_empty() && pool.jobs.capacity() > QUEUE_KEPT {
+                    pool.jobs.shrink_to(QUEUE_KEPT);
+                }
                 drop(pool);
                 run_caught(job);
                 pool = lock(&POOL);
