@@ -174,10 +174,7 @@ impl<E: Send + 'static> Group<E> {
         Group::make(parent, None)
     }
 
-    fn make(
-        parent: &Context,
-        to_cause: Option<ToCause<E>>,
-    ) -> Group<E> {
+    fn make(parent: &Context, to_cause: Option<ToCause<E>>) -> Group<E> {
         let (ctx, handle) = parent.with_cancel();
         Group {
             ctx,
