@@ -108,6 +108,25 @@ fn keep_first<T>(slot: &mut Option<T>, value: T) -> Option<T> {
 }
 
 /// What [`Group::shutdown`] found: the group's outcome, and the tasks that had to be aborted.
+///
+/// ```
+/// use std::time::Duration;
+/// use ctx_core::{Context, Group};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let mut group = Group::<String>::new(&Context::background());
+/// group.spawn(std::future::pending()); // never stops on its own
+/// group.spawn(async {
+///     tokio::time::sleep(Duration::from_millis(10)).await;
+///     Err("flush failed".to_string())
+/// });
+/// tokio::task::yield_now().await; // both have started
+/// let report = group.shutdown(Duration::from_millis(100)).await;
+/// assert_eq!(report.result, Err("flush failed".to_string()));
+/// assert_eq!(report.overran, vec![0]);
+/// # }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Shutdown<E> {
