@@ -555,7 +555,9 @@ impl Context {
     /// may cancel other contexts (its own included). A panic in `f` harms nothing else.
     ///
     /// `f` runs on a pool of threads of this crate (not a tokio runtime's): an idle one if
-    /// there is one, else a new one, so one `f` that blocks delays no other. A deadline starts
+    /// there is one, else a new one, so one `f` that blocks delays the others by a millisecond
+    /// at most. The threads are detached: as with Go's goroutines, a process that exits does
+    /// not wait for an `f` that has not finished. A deadline starts
     /// `f` from a timer task on the tokio runtime current at registration; outside a runtime
     /// (or once that runtime is gone), it starts when the passed deadline is first noticed
     /// (`err()`, `done()`, a derivation) or the context is cancelled.
