@@ -325,6 +325,41 @@ impl Context {
         }
     }
 
+    /// A context for clean-up after `self` has ended: it keeps `self`'s values, is not ended by
+    /// `self`'s end (nor has `self`'s deadline), and ends with [`Error::DeadlineExceeded`]
+    /// `timeout` from now, or when its handle cancels (or is dropped). Trio: a shielded cancel
+    /// scope with a deadline; Go: `context.WithTimeout(context.WithoutCancel(ctx), d)`.
+    ///
+    /// For the work that must still happen when a request is abandoned, but not forever: an
+    /// audit row, a compensating write, releasing a lock held elsewhere. A `timeout` too large
+    /// to represent (`Duration::MAX`) means no deadline, as for
+    /// [`with_timeout`](Self::with_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::{Context, Error};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct RequestId(u64);
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, handle) = Context::background().with_value(RequestId(7)).with_cancel();
+    /// drop(handle); // the client hung up
+    /// assert!(request.is_done());
+    ///
+    /// let (cleanup, _h) = request.shield(Duration::from_secs(2));
+    /// assert_eq!(cleanup.err(), None); // not ended by the request's end
+    /// assert_eq!(cleanup.value::<RequestId>(), Some(&RequestId(7)));
+    /// // The audit write may take its time, but not more than 2 s.
+    /// let write = cleanup.run(tokio::time::sleep(Duration::from_secs(60)));
+    /// assert_eq!(write.await, Err(Error::DeadlineExceeded));
+    /// # }
+    /// ```
+    pub fn shield(&self, timeout: Duration) -> (Context, CancelHandle) {
+        self.without_cancel().with_timeout(timeout)
+    }
+
     /// `None` while the context is live; then why it ended, fixed forever. Go: `ctx.Err()`.
     ///
     /// One atomic load, plus a clock reading when the chain has a deadline (a deadline that
@@ -466,6 +501,64 @@ impl Context {
         }
     }
 
+    /// The time left until [`deadline()`](Self::deadline): `None` when the chain has no
+    /// deadline (ended or not); `Duration::ZERO` once the context has ended or its deadline has
+    /// passed. Trio: `current_effective_deadline() - now`; Go users write
+    /// `time.Until(deadline)` after `ctx.Deadline()`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, handle) = Context::background().with_timeout(Duration::from_secs(2));
+    /// tokio::time::sleep(Duration::from_millis(500)).await;
+    /// assert_eq!(ctx.remaining(), Some(Duration::from_millis(1500)));
+    /// handle.cancel();
+    /// assert_eq!(ctx.remaining(), Some(Duration::ZERO)); // ended: nothing left
+    /// assert_eq!(Context::background().remaining(), None); // no deadline at all
+    /// # }
+    /// ```
+    pub fn remaining(&self) -> Option<Duration> {
+        let deadline = self.deadline()?;
+        if self.is_done() {
+            return Some(Duration::ZERO);
+        }
+        Some(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether work that needs `min` may start: `Err(err)` if the context has ended,
+    /// `Err(Error::DeadlineExceeded)` if less than `min` is left before its deadline (the work
+    /// cannot finish in time, so it should not start), else `Ok(())`. Never ends the context:
+    /// a caller with a later deadline may still use it for something shorter.
+    ///
+    /// A context without a deadline always has time left. Go libraries hand-write this as a
+    /// "deadline too soon" check before a call.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(80));
+    /// assert_eq!(ctx.ensure_remaining(Duration::from_millis(50)), Ok(()));
+    /// // A query that takes 100 ms cannot finish: do not send it.
+    /// assert_eq!(ctx.ensure_remaining(Duration::from_millis(100)), Err(Error::DeadlineExceeded));
+    /// assert_eq!(ctx.err(), None); // still live
+    /// # }
+    /// ```
+    pub fn ensure_remaining(&self, min: Duration) -> Result<(), Error> {
+        if let Some(err) = self.err() {
+            return Err(err);
+        }
+        match self.remaining() {
+            Some(left) if left < min => Err(Error::DeadlineExceeded),
+            _ => Ok(()),
+        }
+    }
+
     /// A future that completes with the reason when the context ends. Go: `<-ctx.Done()`.
     ///
     /// Equivalent to `async fn done(&self) -> Error`. Any number of `Done`s may wait on one
@@ -555,26 +648,33 @@ impl Context {
         tokio::spawn(async move { ctx.run(fut).await })
     }
 
-    /// Runs `f` once after the context ends (at once, on this thread, if it already has).
+    /// Runs `f` once after the context ends (starts it at once if it already has).
     /// Go: `context.AfterFunc(ctx, f)`.
     ///
-    /// `f` runs on the thread that ended the context, after every context of the ended subtree
-    /// has ended and after every internal lock is released, so it may cancel other contexts;
-    /// keep it short or spawn from it. A panic in `f` harms nothing else. A deadline fires `f`
-    /// from a task on the current tokio runtime; outside a runtime, `f` runs when the passed
-    /// deadline is first noticed or the context is cancelled.
+    /// As in Go, the end never waits for `f`: `cancel()`, a handle's drop or a parent's end
+    /// starts `f` on another thread and returns without waiting for it to begin or finish, so
+    /// an `f` that blocks can neither stall nor deadlock whoever ended the context. It starts
+    /// after every context of the ended subtree has ended and no internal lock is held, so it
+    /// may cancel other contexts (its own included). A panic in `f` harms nothing else.
+    ///
+    /// `f` runs on a pool of threads of this crate (not a tokio runtime's): an idle one if
+    /// there is one, else a new one, so one `f` that blocks delays the others by a millisecond
+    /// at most. The threads are detached: as with Go's goroutines, a process that exits does
+    /// not wait for an `f` that has not finished. A deadline starts
+    /// `f` from a timer task on the tokio runtime current at registration; outside a runtime
+    /// (or once that runtime is gone), it starts when the passed deadline is first noticed
+    /// (`err()`, `done()`, a derivation) or the context is cancelled.
     ///
     /// ```
-    /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use std::sync::Arc;
+    /// use std::sync::mpsc;
     /// use ctx_core::Context;
     ///
     /// let (ctx, handle) = Context::background().with_cancel();
-    /// let ran = Arc::new(AtomicBool::new(false));
-    /// let flag = ran.clone();
-    /// let _after = ctx.after_func(move || flag.store(true, Ordering::SeqCst));
-    /// handle.cancel();
-    /// assert!(ran.load(Ordering::SeqCst));
+    /// let (ran, told) = mpsc::channel();
+    /// let after = ctx.after_func(move || ran.send("ended").unwrap());
+    /// handle.cancel(); // returns at once; `f` runs on a thread of its own
+    /// assert_eq!(told.recv().unwrap(), "ended");
+    /// assert!(!after.stop()); // it had started
     /// ```
     pub fn after_func(&self, f: impl FnOnce() + Send + 'static) -> AfterFunc {
         AfterFunc::register(self.node.node(), Box::new(f))

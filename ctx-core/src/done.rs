@@ -5,12 +5,32 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, ready};
 
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Duration, Instant, Sleep};
 
 use crate::Context;
 use crate::error::Error;
 use crate::sync::Arc;
 use crate::tree::{Node, Now};
+
+/// How far ahead a deadline timer is set at most: about 30 years, as tokio's own far future.
+/// A timer for a later deadline fires there and is set again.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// The instant a timer for `deadline` is set for, at `now`: the deadline itself, or at most
+/// [`FAR_FUTURE`] ahead. tokio rounds a timer's target up by just under a millisecond and panics
+/// if that overflows `Instant`, so a deadline in the last millisecond of its range (or any
+/// beyond the far future) cannot be given to it as it is. Kept clear of that last millisecond
+/// whatever `now` is.
+fn timer_target(deadline: Instant, now: Instant) -> Instant {
+    const ROUNDING: Duration = Duration::from_millis(1);
+    let target = now
+        .checked_add(FAR_FUTURE)
+        .map_or(deadline, |far| far.min(deadline));
+    match target.checked_add(ROUNDING) {
+        Some(_) => target,
+        None => target.checked_sub(ROUNDING).unwrap_or(target),
+    }
+}
 
 /// A registration to be woken when a node ends, plus the timer for its deadline, created on the
 /// first poll that needs it.
@@ -45,10 +65,30 @@ impl<N: Deref<Target = Node>> Waiter<N> {
             return Poll::Ready(err);
         }
         if let Some(deadline) = self.node.deadline() {
-            let sleep = self
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            ready!(sleep.as_mut().poll(cx));
+            let sleep = self.sleep.get_or_insert_with(|| {
+                Box::pin(tokio::time::sleep_until(timer_target(
+                    deadline,
+                    Instant::now(),
+                )))
+            });
+            loop {
+                ready!(sleep.as_mut().poll(cx));
+                if sleep.deadline() >= deadline {
+                    break;
+                }
+                // The target was clamped: the deadline is further away than a timer is set.
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let next = timer_target(deadline, now);
+                if next <= now {
+                    // No timer can be set nearer to this deadline: it ends the context when
+                    // it is observed (or the context ends otherwise, which wakes this waiter).
+                    return Poll::Pending;
+                }
+                sleep.as_mut().reset(next);
+            }
             let err = self.node.expire(&mut Now::at_least(deadline));
             self.release();
             return Poll::Ready(err);

@@ -26,7 +26,10 @@
 //! | `select { case <-ctx.Done(): case v := <-work: }` | [`ctx.run(work).await`](Context::run) |
 //! | `go f(ctx)` | [`ctx.spawn(f)`](Context::spawn) |
 //! | `stop := context.AfterFunc(ctx, f)` | [`let stop = ctx.after_func(f);`](Context::after_func) |
-//! | `g, ctx := errgroup.WithContext(parent)` | [`Group::new(&parent)`](Group::new) |
+//! | `g, ctx := errgroup.WithContext(parent)` | [`Group::new(&parent)`](Group::new), or [`Group::with_cause`] for the first error as the context's cause |
+//! | `g.SetLimit(n)`, `g.Go(f)`, `g.TryGo(f)`, `g.Wait()` | [`set_limit`](Group::set_limit), [`spawn`](Group::spawn), [`try_spawn`](Group::try_spawn), [`wait`](Group::wait) |
+//! | `dl, ok := ctx.Deadline(); time.Until(dl)` | [`ctx.remaining()`](Context::remaining); [`ctx.ensure_remaining(min)`](Context::ensure_remaining) refuses work that cannot finish in time |
+//! | `context.WithTimeout(context.WithoutCancel(ctx), d)` | [`ctx.shield(d)`](Context::shield): clean-up after an end |
 //! | `context.Canceled`, `context.DeadlineExceeded` | [`Error::Canceled`], [`Error::DeadlineExceeded`] |
 //!
 //! # An operation bounded by a timeout
@@ -164,7 +167,7 @@ pub use context::Context;
 pub use context_error::ContextError;
 pub use done::{Done, Run};
 pub use error::{Cause, Error};
-pub use group::Group;
+pub use group::{Group, Shutdown};
 pub use handle::CancelHandle;
 pub use into_error::{FromImpl, IntoCancelError};
 pub use origin::{Origin, OriginKind};
@@ -174,85 +177,10 @@ pub use origin::{Origin, OriginKind};
 #[doc(inline)]
 pub use ctx_macros::cancellable;
 
-/// Not public API: what `#[cancellable]` expands to calls these.
+/// Not public API: what `#[cancellable]` expands to calls these. Named with this crate's
+/// version (`.` as `_`), which `ctx-macros` of the same version writes in every expansion: a
+/// `ctx-macros` that does not match this `ctx-core` fails to compile with "could not find
+/// `__private_<its version>` in `ctx_core`".
 #[doc(hidden)]
-pub mod __private {
-    use std::future::IntoFuture;
-
-    pub use crate::lazy::Lazy;
-    pub use crate::{Context, Error, Run};
-    pub use core::pin::pin;
-    pub use tokio::time::{Duration, Instant};
-
-    /// Races the body of a `#[cancellable]` fn against the child context derived for it (a
-    /// [`Lazy`]'s).
-    ///
-    /// The child was derived an instant ago, so the first poll checks its state with the clock
-    /// reading its timeout was computed from, without reading the clock again: it is polled once
-    /// if the context was live when derived, even if a timeout of a few nanoseconds ran out in
-    /// between. Nothing is registered unless the body is pending.
-    #[inline]
-    pub fn race<F: IntoFuture>(ctx: &Context, fut: F) -> Run<'_, F::IntoFuture> {
-        crate::done::run(ctx, fut, false)
-    }
-
-    /// Races the body of a `#[cancellable]` fn without options against the caller's context
-    /// itself (no child is derived).
-    ///
-    /// Unlike [`race`], the first poll reads the clock: the caller's context may have been
-    /// derived long ago, and a deadline that has passed unobserved must keep the body from
-    /// ever being polled. Same as [`Context::run`].
-    #[inline]
-    pub fn race_parent<F: IntoFuture>(ctx: &Context, fut: F) -> Run<'_, F::IntoFuture> {
-        crate::done::run(ctx, fut, true)
-    }
-
-    /// The parent context of a `#[cancellable]` fn: its `ctx` parameter, `&Context`,
-    /// `Context`, or an extractor that holds one (anything `AsRef<Context>`, such as
-    /// `ctx_http::RequestContext`).
-    #[diagnostic::on_unimplemented(
-        message = "the context parameter of a `#[cancellable]` fn must be `&ctx_core::Context` or `ctx_core::Context`, not `{Self}`",
-        label = "expected `&ctx_core::Context` or `ctx_core::Context`",
-        note = "write `ctx: &ctx_core::Context`, or rename this parameter and let `#[cancellable]` add `ctx` itself"
-    )]
-    pub trait Parent {
-        /// The context itself.
-        fn parent(&self) -> &Context;
-    }
-
-    impl<T: AsRef<Context> + ?Sized> Parent for T {
-        #[inline]
-        fn parent(&self) -> &Context {
-            self.as_ref()
-        }
-    }
-
-    /// The declared return type of a `#[cancellable]` fn that returns a `Result`: says how a
-    /// context error becomes that type. `M` is the marker of the [`IntoCancelError`](crate::IntoCancelError) impl,
-    /// inferred.
-    #[diagnostic::on_unimplemented(
-        message = "`#[cancellable]` cannot return a context error as `{Self}`",
-        label = "the error type of this `Result` needs `From<ctx_core::Error>`",
-        note = "add `impl From<ctx_core::Error> for YourError`, or return a type that is not a `Result` to get `Result<T, ctx_core::Error>`"
-    )]
-    pub trait CancelReturn<M>: Sized {
-        /// The value returned when the context ends before the body completes.
-        fn from_context_error(err: Error) -> Self;
-    }
-
-    impl<T, E: crate::IntoCancelError<M>, M> CancelReturn<M> for Result<T, E> {
-        #[inline]
-        fn from_context_error(err: Error) -> Self {
-            Err(E::into_cancel_error(err))
-        }
-    }
-
-    /// The value of a `#[cancellable]` fn that returns `R: CancelReturn`.
-    #[inline]
-    pub fn finish<R: CancelReturn<M>, M>(raced: Result<R, Error>) -> R {
-        match raced {
-            Ok(value) => value,
-            Err(err) => R::from_context_error(err),
-        }
-    }
-}
+#[path = "private.rs"]
+pub mod __private_0_1_0;

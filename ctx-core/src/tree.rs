@@ -141,8 +141,9 @@ struct Extra {
     cause: Option<Cause>,
     waiters: Slab<Waker>,
     afters: Slab<AfterEntry>,
-    /// A task that fires the deadline for after-funcs has been spawned.
-    timer_armed: bool,
+    /// The task that fires the deadline for after-funcs, if one was spawned (see
+    /// [`Node::register_after`]).
+    timer: Option<TimerTask>,
     /// The clock reading of the end, if it was a cancel (not a deadline) of a `watched` node.
     cancelled_at: Option<Instant>,
     /// The merged children of which this node is the *second* parent (`Node::merge`), at keys
@@ -151,6 +152,14 @@ struct Extra {
     /// Of a live merged node: its second parent and its key in that parent's `merged`. Taken
     /// by the node's end, which then takes the entry out.
     second: Option<Second>,
+}
+
+/// The task that fires a node's deadline for its after-funcs: the runtime it runs on, and a
+/// token that the task holds, so that a task dropped with its runtime (or that panicked, on a
+/// runtime without a time driver) is seen to be gone.
+struct TimerTask {
+    runtime: tokio::runtime::Id,
+    alive: std::sync::Weak<()>,
 }
 
 /// An after-func as the tree sees it; see [`crate::after_func`].
@@ -365,7 +374,13 @@ impl Node {
         if let Some(parent) = parent
             && parent.check(&mut now).is_some()
         {
-            let (how, cause, origin) = parent.ended_with();
+            // Born ended as the parent did; or, when the parent is still live because the end
+            // of an ancestor is walking down to it (this runs inside that walk: a waker, a
+            // cause's `Drop`), as that ancestor did, which is how the walk will end the parent.
+            let (how, cause, origin) = match (parent.state(), parent.ending_ancestor()) {
+                (None, Some(ancestor)) => ancestor.ended_with(),
+                _ => parent.ended_with(),
+            };
             return Node::with_state(how, cause, origin, deadline);
         }
         if owns_deadline && deadline.is_some_and(|d| now.get() >= d) {
@@ -508,11 +523,13 @@ impl Node {
         (how, cause, shared.origin)
     }
 
-    /// `origin()`: `None` while live (as far as this node knows: check it first).
+    /// `origin()`: `None` while live (as far as this node knows: check it first). A node still
+    /// live while the end of an ancestor walks down to it (see [`Node::expire`]) answers with
+    /// that ancestor's origin, as it answers with its reason and cause.
     pub(crate) fn origin(&self) -> Option<Origin> {
         let how = self.state.load(Ordering::Acquire) & HOW;
         let kind = match how & REASON {
-            LIVE => return None,
+            LIVE => return self.ending_ancestor().and_then(Node::origin),
             DEADLINE => OriginKind::Deadline,
             _ if how & DROPPED != 0 => OriginKind::Drop,
             _ => OriginKind::Cancel,
@@ -524,10 +541,7 @@ impl Node {
     /// `cause()`: `None` while live.
     pub(crate) fn cause(&self) -> Option<Cause> {
         let err = self.check(&mut Now::default())?;
-        Some(
-            self.stored_cause()
-                .unwrap_or_else(|| std::sync::Arc::new(err)),
-        )
+        Some(self.end_cause().unwrap_or_else(|| std::sync::Arc::new(err)))
     }
 
     /// The handle's cancel: ends the node and its subtree with `Canceled` and `cause`, unless it
@@ -560,7 +574,18 @@ impl Node {
     /// which ends this one with it, and returns the error this node ended with.
     pub(crate) fn expire(&self, now: &mut Now) -> Error {
         self.with_deadline_owner(|owner| owner.end(DEADLINE, None, None, now, true));
-        self.state().unwrap_or(Error::DeadlineExceeded)
+        match self.state() {
+            Some(err) => err,
+            // Still live: the owner had already ended, and the walk of that end, suspended on
+            // this thread in user code (a waker, a cause's `Drop`) or not waited for from
+            // inside another walk, has not reached this node yet. It will end it with the
+            // reason of the nearest ended ancestor (nothing between them owns a deadline), so
+            // that is the answer now too: the reason is fixed from the first answer on.
+            None => self
+                .ending_ancestor()
+                .and_then(Node::state)
+                .unwrap_or(Error::DeadlineExceeded),
+        }
     }
 
     /// Calls `f` with the node that owns this node's (effective) deadline.
@@ -585,6 +610,28 @@ impl Node {
             }
         }
         f(owner)
+    }
+
+    /// The nearest ancestor that has ended, while this node is still live: the one whose end
+    /// is walking down to it.
+    fn ending_ancestor(&self) -> Option<&Node> {
+        let mut node = self.parent.as_deref();
+        while let Some(parent) = node {
+            if parent.state().is_some() {
+                return Some(parent);
+            }
+            node = parent.parent.as_deref();
+        }
+        None
+    }
+
+    /// The cause this node ended (or is ending) with, if one was recorded: its own, or, while
+    /// an end is still walking down to it, that of the ancestor whose end it is.
+    fn end_cause(&self) -> Option<Cause> {
+        match self.state() {
+            Some(_) => self.stored_cause(),
+            None => self.ending_ancestor().and_then(Node::stored_cause),
+        }
     }
 
     /// Ends this node (unless it already ended) and then its whole subtree. When it returns,
@@ -631,6 +678,13 @@ impl Node {
         // its other parent's, to be left once the walk is over (as `unregister` below).
         let mut merged: Vec<(Arc<Node>, Option<Second>)> = Vec::new();
         let has_children = taken.children.is_some();
+        if has_children {
+            // The clock reading the descendants' own deadlines are checked against is the one
+            // of this end, taken now that it is decided, not when the walk first meets a
+            // deadline: user code run in the walk (wakers, below) or a wide subtree can take
+            // long, and a deadline that passes meanwhile came after this end.
+            now.get();
+        }
         taken.release(&mut afters, &mut stack);
         while let Some((children, code, cause, origin)) = stack.pop() {
             for child in children {
@@ -970,8 +1024,19 @@ impl Node {
     }
 
     /// Registers an after-func. Returns its key, or gives it back if the node has ended (the
-    /// caller then runs it). Also tells whether a deadline timer must be started for it.
-    pub(crate) fn register_after(&self, entry: AfterEntry) -> Result<(usize, bool), AfterEntry> {
+    /// caller then runs it).
+    ///
+    /// `runtime` is the runtime current at the registration (looked up only for a node with a
+    /// deadline). With it comes a token if a task that fires the deadline must be spawned on
+    /// that runtime: none is known to be running there, because none was spawned yet, the last
+    /// one is gone (its runtime was dropped, or it panicked on a runtime without a time
+    /// driver), or it runs on another runtime, which may be dropped before the deadline. The
+    /// task holds the token while it lives.
+    pub(crate) fn register_after(
+        &self,
+        entry: AfterEntry,
+        runtime: Option<tokio::runtime::Id>,
+    ) -> Result<(usize, Option<std::sync::Arc<()>>), AfterEntry> {
         let mut shared = lock(&self.shared);
         if self.state().is_some() {
             return Err(entry);
@@ -979,9 +1044,23 @@ impl Node {
         self.has_afters.store(true, Ordering::Relaxed);
         let extra = shared.extra.get_or_insert_with(Box::default);
         let key = extra.afters.insert(entry);
-        let arm = self.deadline.is_some() && !extra.timer_armed;
-        extra.timer_armed |= arm;
-        Ok((key, arm))
+        let token = match runtime {
+            Some(runtime) if self.deadline.is_some() => {
+                let running = extra.timer.as_ref().is_some_and(|timer| {
+                    timer.runtime == runtime && timer.alive.strong_count() > 0
+                });
+                (!running).then(|| {
+                    let token = std::sync::Arc::new(());
+                    extra.timer = Some(TimerTask {
+                        runtime,
+                        alive: std::sync::Arc::downgrade(&token),
+                    });
+                    token
+                })
+            }
+            _ => None,
+        };
+        Ok((key, token))
     }
 
     /// Forgets a stopped after-func.
@@ -1001,13 +1080,6 @@ impl Node {
             }
         };
         drop(removed);
-    }
-
-    /// A timer for after-funcs could not be started (no runtime): let the next registration try.
-    pub(crate) fn disarm_timer(&self) {
-        if let Some(extra) = lock(&self.shared).extra.as_mut() {
-            extra.timer_armed = false;
-        }
     }
 }
 

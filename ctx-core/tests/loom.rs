@@ -10,7 +10,7 @@
 //! No model uses a deadline: deadlines read tokio's clock, which loom does not model. Each model
 //! checks its invariant after every interleaving; loom also fails a model on a deadlock (a waiter
 //! never woken), a leaked `Arc` or a data race. The last models cover the lazy child of a
-//! `#[cancellable]` call (`ctx_core::__private::Lazy`): threads racing to make its node. (Its
+//! `#[cancellable]` call (`ctx_core::__private_0_1_0::Lazy`): threads racing to make its node. (Its
 //! node racing the `Lazy`'s drop cannot happen: the drop needs every borrow of the child to have
 //! ended, which the borrow checker enforces.)
 #![cfg(loom)]
@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ctx_core::__private::Lazy;
+use ctx_core::__private_0_1_0::Lazy;
 use ctx_core::{Context, Error};
 use loom::sync::Arc;
 use loom::thread;
@@ -151,7 +151,7 @@ fn a_child_cancelling_itself_while_the_parent_cancels() {
     });
 }
 
-/// The lazy child of a `#[cancellable]` call (`__private::Lazy`), shared with other threads.
+/// The lazy child of a `#[cancellable]` call (`__private_0_1_0::Lazy`), shared with other threads.
 /// loom's threads need `'static`, so the parent and the `Lazy` are leaked boxes, given back (the
 /// `Lazy` first, which ends its node, then the parent) by `end`.
 struct SharedLazy {

@@ -12,20 +12,65 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path, Token};
 
-/// The option names, in the order the messages list them.
-const NAMES: &str = "`timeout`, `deadline`, `ctx`, `crate`";
+/// The options `#[cancellable]` knows: the one list that the parser, the messages and the
+/// duplicate check are driven by.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Opt {
+    Timeout,
+    Deadline,
+    MinRemaining,
+    Ctx,
+    Crate,
+}
 
-/// How each option is written, for "write this instead" messages.
-fn form(name: &str) -> &'static str {
-    match name {
-        "timeout" => "`timeout = \"5s\"` (a humantime duration) or `timeout = EXPR` (a `Duration`)",
-        "deadline" => "`deadline = EXPR` (a `tokio::time::Instant`)",
-        "ctx" => "`ctx = name` (the name of the context parameter)",
-        _ => "`crate = \"path\"` (the path of `ctx_core`, as a string)",
+impl Opt {
+    /// Every option, in the order the messages list them.
+    const ALL: [Opt; 5] = [
+        Opt::Timeout,
+        Opt::Deadline,
+        Opt::MinRemaining,
+        Opt::Ctx,
+        Opt::Crate,
+    ];
+
+    /// The option's name as written.
+    fn name(self) -> &'static str {
+        match self {
+            Opt::Timeout => "timeout",
+            Opt::Deadline => "deadline",
+            Opt::MinRemaining => "min_remaining",
+            Opt::Ctx => "ctx",
+            Opt::Crate => "crate",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Opt> {
+        Opt::ALL.into_iter().find(|opt| opt.name() == name)
+    }
+
+    /// How the option is written, for "write this instead" messages.
+    fn form(self) -> &'static str {
+        match self {
+            Opt::Timeout => {
+                "`timeout = \"5s\"` (a humantime duration) or `timeout = EXPR` (a `Duration`)"
+            }
+            Opt::Deadline => "`deadline = EXPR` (a `tokio::time::Instant`)",
+            Opt::MinRemaining => {
+                "`min_remaining = \"50ms\"` (a humantime duration) or `min_remaining = EXPR` (a \
+                 `Duration`)"
+            }
+            Opt::Ctx => "`ctx = name` (the name of the context parameter)",
+            Opt::Crate => "`crate = \"path\"` (the path of `ctx_core`, as a string)",
+        }
     }
 }
 
-/// What `timeout = …` says.
+/// The option names, as the messages list them: `` `timeout`, `deadline`, … ``.
+fn names() -> String {
+    Opt::ALL.map(|opt| format!("`{}`", opt.name())).join(", ")
+}
+
+/// What `timeout = …` or `min_remaining = …` says.
 pub(crate) enum Timeout {
     /// `timeout = "5s"`: checked and converted at compile time.
     Literal {
@@ -57,6 +102,8 @@ pub(crate) struct Options {
     pub(crate) timeout: Option<Given<Timeout>>,
     /// `deadline = EXPR`.
     pub(crate) deadline: Option<Given<Expr>>,
+    /// `min_remaining = "50ms"` or `min_remaining = EXPR`.
+    pub(crate) min_remaining: Option<Given<Timeout>>,
     /// `ctx = name`.
     pub(crate) ctx: Option<Given<Ident>>,
     /// `crate = "path"`.
@@ -78,6 +125,44 @@ impl Options {
         options
     }
 
+    /// Whether `opt` was given already.
+    fn given(&self, opt: Opt) -> bool {
+        match opt {
+            Opt::Timeout => self.timeout.is_some(),
+            Opt::Deadline => self.deadline.is_some(),
+            Opt::MinRemaining => self.min_remaining.is_some(),
+            Opt::Ctx => self.ctx.is_some(),
+            Opt::Crate => self.krate.is_some(),
+        }
+    }
+
+    /// Reads the value of `opt` and keeps it.
+    fn set(
+        &mut self,
+        opt: Opt,
+        tokens: TokenStream,
+        position: usize,
+        value: Expr,
+    ) -> syn::Result<()> {
+        fn given<T>(tokens: TokenStream, position: usize, value: T) -> Option<Given<T>> {
+            Some(Given {
+                tokens,
+                position,
+                value,
+            })
+        }
+        match opt {
+            Opt::Timeout => self.timeout = given(tokens, position, duration_option(opt, value)?),
+            Opt::Deadline => self.deadline = given(tokens, position, value),
+            Opt::MinRemaining => {
+                self.min_remaining = given(tokens, position, duration_option(opt, value)?)
+            }
+            Opt::Ctx => self.ctx = given(tokens, position, ctx_name(value)?),
+            Opt::Crate => self.krate = given(tokens, position, crate_path(value)?),
+        }
+        Ok(())
+    }
+
     /// Parses one `name = value`. Returns `Err` only when the rest cannot be parsed.
     fn parse_one(
         &mut self,
@@ -90,88 +175,47 @@ impl Options {
         };
         let position = self.read;
         self.read += 1;
-        let known = matches!(name.as_str(), "timeout" | "deadline" | "ctx" | "crate");
+        let opt = Opt::from_name(&name);
 
         // `timeout`, `timeout(...)`: not the `name = value` form.
         if !meta.input.peek(Token![=]) {
             if meta.input.peek(syn::token::Paren) {
                 meta.input.parse::<proc_macro2::Group>()?;
             }
-            errors.push(if known {
-                meta.error(format_args!(
+            errors.push(match opt {
+                Some(opt) => meta.error(format_args!(
                     "malformed option `{name}`: write {}",
-                    form(&name)
-                ))
-            } else {
-                unknown(meta, &name)
+                    opt.form()
+                )),
+                None => unknown(meta, &name),
             });
             return Ok(());
         }
 
         let eq: Token![=] = meta.input.parse()?;
         let value: Expr = meta.input.parse().map_err(|err| {
-            let wanted = if known {
-                format!("write {}", form(&name))
-            } else {
-                format!("the options are {NAMES}")
+            let wanted = match opt {
+                Some(opt) => format!("write {}", opt.form()),
+                None => format!("the options are {}", names()),
             };
             syn::Error::new(
                 err.span(),
                 format_args!("expected a value after `{name} =`; {wanted}"),
             )
         })?;
-        let path = &meta.path;
-        let tokens = quote::quote!(#path #eq #value);
-
-        let duplicate = match name.as_str() {
-            "timeout" => self.timeout.is_some(),
-            "deadline" => self.deadline.is_some(),
-            "ctx" => self.ctx.is_some(),
-            "crate" => self.krate.is_some(),
-            _ => {
-                errors.push(unknown(meta, &name));
-                return Ok(());
-            }
+        let Some(opt) = opt else {
+            errors.push(unknown(meta, &name));
+            return Ok(());
         };
-        if duplicate {
+        if self.given(opt) {
             errors.push(meta.error(format_args!(
                 "duplicate option `{name}`: give each option at most once; remove this one"
             )));
             return Ok(());
         }
-
-        let result = match name.as_str() {
-            "timeout" => timeout(value).map(|t| {
-                self.timeout = Some(Given {
-                    tokens,
-                    position,
-                    value: t,
-                })
-            }),
-            "deadline" => {
-                self.deadline = Some(Given {
-                    tokens,
-                    position,
-                    value,
-                });
-                Ok(())
-            }
-            "ctx" => ctx_name(value).map(|i| {
-                self.ctx = Some(Given {
-                    tokens,
-                    position,
-                    value: i,
-                })
-            }),
-            _ => crate_path(value).map(|p| {
-                self.krate = Some(Given {
-                    tokens,
-                    position,
-                    value: p,
-                })
-            }),
-        };
-        if let Err(err) = result {
+        let path = &meta.path;
+        let tokens = quote::quote!(#path #eq #value);
+        if let Err(err) = self.set(opt, tokens, position, value) {
             errors.push(err);
         }
         Ok(())
@@ -179,6 +223,30 @@ impl Options {
 
     /// Checks how the options go together, once all are read.
     fn check(&self, errors: &mut Vec<syn::Error>) {
+        if let (
+            Some(Given {
+                value: Timeout::Literal { secs, nanos, .. },
+                ..
+            }),
+            Some(Given {
+                value:
+                    Timeout::Literal {
+                        secs: min_secs,
+                        nanos: min_nanos,
+                        ..
+                    },
+                tokens,
+                ..
+            }),
+        ) = (&self.timeout, &self.min_remaining)
+            && (min_secs, min_nanos) > (secs, nanos)
+        {
+            errors.push(syn::Error::new_spanned(
+                tokens,
+                "`min_remaining` is longer than `timeout`, so the body could never start: \
+                 make `min_remaining` at most the timeout, or the timeout longer",
+            ));
+        }
         if let (Some(timeout), Some(deadline)) = (&self.timeout, &self.deadline) {
             // Blame the later one: it is the one to remove.
             let later = if timeout.position > deadline.position {
@@ -198,7 +266,7 @@ impl Options {
 fn unknown(meta: &ParseNestedMeta<'_>, name: &str) -> syn::Error {
     syn::Error::new_spanned(
         &meta.path,
-        format_args!("unknown option `{name}`; expected one of: {NAMES}"),
+        format_args!("unknown option `{name}`; expected one of: {}", names()),
     )
 }
 
@@ -211,34 +279,45 @@ fn literal(value: &Expr) -> Option<&Lit> {
     }
 }
 
-/// `timeout = "5s"` or `timeout = EXPR`.
-fn timeout(value: Expr) -> syn::Result<Timeout> {
+/// `timeout = "5s"` or `timeout = EXPR` (and the same for `min_remaining`).
+fn duration_option(opt: Opt, value: Expr) -> syn::Result<Timeout> {
+    let name = opt.name();
     match literal(&value) {
-        Some(Lit::Str(lit)) => duration(lit).map(|d| Timeout::Literal {
+        Some(Lit::Str(lit)) => duration(opt, lit).map(|d| Timeout::Literal {
             secs: d.as_secs(),
             nanos: d.subsec_nanos(),
             span: lit.span(),
         }),
         Some(lit @ (Lit::Int(_) | Lit::Float(_))) => Err(syn::Error::new_spanned(
             lit,
-            "a timeout needs a unit: write it as a string, such as `timeout = \"5s\"` or \
-             `timeout = \"250ms\"`, or as a `Duration` expression",
+            format_args!(
+                "a duration needs a unit: write it as a string, such as `{name} = \"5s\"` or \
+                 `{name} = \"250ms\"`, or as a `Duration` expression"
+            ),
         )),
         _ => Ok(Timeout::Expr(value)),
     }
 }
 
 /// Parses a humantime literal; zero and overflow are errors at the literal.
-fn duration(lit: &LitStr) -> syn::Result<Duration> {
+fn duration(opt: Opt, lit: &LitStr) -> syn::Result<Duration> {
     const EXAMPLES: &str = "such as \"250ms\", \"5s\", \"1m 30s\" or \"2h\"";
     let text = lit.value();
+    let name = opt.name();
+    let zero_means = match opt {
+        Opt::MinRemaining => "asks for no time at all, so it checks nothing",
+        _ => "would end the context before the body starts",
+    };
+    let zero_instead = match opt {
+        Opt::MinRemaining => "remove `min_remaining` to start the body whatever time is left",
+        _ => "remove `timeout` to keep only the caller's deadline",
+    };
     match humantime::parse_duration(&text) {
         Ok(d) if d.is_zero() => Err(syn::Error::new(
             lit.span(),
             format_args!(
-                "`timeout = {text:?}` would end the context before the body starts; write a \
-                 duration greater than zero, {EXAMPLES}, or remove `timeout` to keep only the \
-                 caller's deadline"
+                "`{name} = {text:?}` {zero_means}; write a duration greater than zero, \
+                 {EXAMPLES}, or {zero_instead}"
             ),
         )),
         Ok(d) => Ok(d),
@@ -394,6 +473,54 @@ mod tests {
         let (_, errors) = parse(quote!(timeout = "1s", deadline = at));
         assert_eq!(errors.len(), 1);
         assert!(errors[0].contains("cannot be used together"));
+    }
+
+    #[test]
+    fn min_remaining() {
+        let (options, errors) = parse(quote!(min_remaining = "50ms", timeout = "1s"));
+        assert!(errors.is_empty(), "{errors:?}");
+        match options.min_remaining.map(|m| m.value) {
+            Some(Timeout::Literal { secs, nanos, .. }) => {
+                assert_eq!((secs, nanos), (0, 50_000_000))
+            }
+            _ => panic!("expected a literal"),
+        }
+        let (options, errors) = parse(quote!(min_remaining = self.budget));
+        assert!(errors.is_empty());
+        assert!(matches!(
+            options.min_remaining.unwrap().value,
+            Timeout::Expr(_)
+        ));
+        let (_, errors) = parse(quote!(min_remaining = "0s"));
+        assert!(
+            errors[0].starts_with("`min_remaining = \"0s\"` asks for no time"),
+            "{errors:?}"
+        );
+        let (_, errors) = parse(quote!(min_remaining = 50));
+        assert!(errors[0].contains("`min_remaining = \"5s\"`"), "{errors:?}");
+        let (_, errors) = parse(quote!(timeout = "1s", min_remaining = "2s"));
+        assert!(errors[0].contains("could never start"), "{errors:?}");
+        let (_, errors) = parse(quote!(min_remaining = "1s", min_remaining = "2s"));
+        assert!(
+            errors[0].starts_with("duplicate option `min_remaining`"),
+            "{errors:?}"
+        );
+        let (_, errors) = parse(quote!(min_remaining));
+        assert!(
+            errors[0]
+                .starts_with("malformed option `min_remaining`: write `min_remaining = \"50ms\"`")
+        );
+    }
+
+    #[test]
+    fn every_name_is_listed_once() {
+        assert_eq!(
+            names(),
+            "`timeout`, `deadline`, `min_remaining`, `ctx`, `crate`"
+        );
+        for opt in Opt::ALL {
+            assert_eq!(Opt::from_name(opt.name()), Some(opt));
+        }
     }
 
     #[test]

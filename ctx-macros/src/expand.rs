@@ -44,12 +44,25 @@ pub(crate) fn cancellable(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// The name of ctx-core's module for the expansion: `__private_` and this crate's version
+/// (letters and digits kept, anything else as `_`), which ctx-core of the same version defines.
+/// A mismatched pair fails to compile with "could not find `__private_0_1_1` in `ctx_core`".
+fn private_module() -> Ident {
+    let version: String = env!("CARGO_PKG_VERSION")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    Ident::new(&format!("__private_{version}"), Span::call_site())
+}
+
 /// The names the expansion writes: the context's and the crate's.
 struct Names {
     /// The parameter and, in the body, the derived child: `ctx` or the `ctx = name` token.
     ctx: Ident,
     /// `::ctx_core` or the `crate = "path"` path, located at the attribute (or the literal).
     krate: TokenStream,
+    /// ctx-core's module for the expansion (see [`private_module`]).
+    private: Ident,
 }
 
 impl Names {
@@ -62,12 +75,24 @@ impl Names {
             Some(Given { value, .. }) => respan(value.to_token_stream(), blame),
             None => quote!(::ctx_core),
         };
-        Names { ctx, krate }
+        Names {
+            ctx,
+            krate,
+            private: private_module(),
+        }
     }
 
     /// The crate's path, located at `span` (the user token its use should blame).
     fn krate_at(&self, span: Span) -> TokenStream {
         respan(self.krate.clone(), |_| blame(span))
+    }
+
+    /// ctx-core's module for the expansion, located at `span`.
+    fn private_at(&self, span: Span) -> TokenStream {
+        let krate = self.krate_at(span);
+        let mut private = self.private.clone();
+        private.set_span(blame(span));
+        quote_spanned!(blame(span)=> #krate::#private)
     }
 }
 
@@ -107,20 +132,23 @@ fn expand(
     options: &Options,
     names: &Names,
 ) -> TokenStream {
-    let Names { ctx, krate } = names;
-    let private = quote!(#krate::__private);
+    let Names { ctx, krate, .. } = names;
+    let private = {
+        let module = &names.private;
+        quote!(#krate::#module)
+    };
     let Body { inner_attrs, stmts } = Body::split(body);
 
     // The parent: blamed on the declared type of an adopted `ctx` (a `Parent` bound error).
     let parent = match &analysis.parent {
         Parent::Injected { .. } => quote!(#private::Parent::parent(&#ctx)),
         Parent::Adopted { ty } => {
-            let krate = names.krate_at(ty.span());
+            let private = names.private_at(ty.span());
             // The parameter, resolved as written but located at its type, so that the whole
             // call (the argument included) is blamed on the type.
             let mut param = ctx.clone();
             param.set_span(ty.span().resolved_at(ctx.span()));
-            quote_spanned!(blame(ty.span())=> #krate::__private::Parent::parent(&#param))
+            quote_spanned!(blame(ty.span())=> #private::Parent::parent(&#param))
         }
     };
 
@@ -130,7 +158,7 @@ fn expand(
     let derive = |call: TokenStream| {
         quote! {
             let #lazy = #private::pin!(#call);
-            let #ctx: &#private::Context = #private::Lazy::context(#lazy);
+            let #ctx: &#krate::Context = #private::Lazy::context(#lazy);
         }
     };
     // `Lazy::timeout(parent, d)` / `Lazy::deadline(parent, at)`, the call located (and
@@ -138,23 +166,25 @@ fn expand(
     // of the child's end (`ctx.origin()`), as `with_timeout`'s caller is for an ordinary child.
     let at_fn = func.sig.ident.span();
     let lazy_call = |name: &str, arg: &dyn ToTokens| {
-        let krate = respan(krate.clone(), |_| at_fn);
+        // Exactly the fn name's span, not `blame`'s: a location inside the macro's expansion
+        // would be reported at the attribute instead.
+        let private = respan(names.private_at(at_fn), |_| at_fn);
         let name = Ident::new(name, at_fn);
-        quote_spanned!(at_fn=> #krate::__private::Lazy::#name(#parent, #arg))
+        quote_spanned!(at_fn=> #private::Lazy::#name(#parent, #arg))
     };
     let (setup, race) = match (&options.timeout, &options.deadline) {
         (Some(Given { value: timeout, .. }), _) => match timeout {
             Timeout::Literal { secs, nanos, span } => {
-                let krate = names.krate_at(*span);
+                let private = names.private_at(*span);
                 let duration =
-                    quote_spanned!(blame(*span)=> #krate::__private::Duration::new(#secs, #nanos));
+                    quote_spanned!(blame(*span)=> #private::Duration::new(#secs, #nanos));
                 (derive(lazy_call("timeout", &duration)), quote!(race))
             }
             Timeout::Expr(expr) => {
                 let var = local("__ctx_timeout");
-                let krate = names.krate_at(expr.span());
+                let private = names.private_at(expr.span());
                 let eval = quote_spanned!(blame(expr.span())=>
-                    let #var: #krate::__private::Duration = #expr;
+                    let #var: #private::Duration = #expr;
                 );
                 let derive = derive(lazy_call("timeout", &var));
                 (quote!(#eval #derive), quote!(race))
@@ -162,16 +192,16 @@ fn expand(
         },
         (None, Some(Given { value: expr, .. })) => {
             let var = local("__ctx_deadline");
-            let krate = names.krate_at(expr.span());
+            let private = names.private_at(expr.span());
             let eval = quote_spanned!(blame(expr.span())=>
-                let #var: #krate::__private::Instant = #expr;
+                let #var: #private::Instant = #expr;
             );
             let derive = derive(lazy_call("deadline", &var));
             (quote!(#eval #derive), quote!(race))
         }
         // No option: the body races the caller's context itself.
         (None, None) => (
-            quote!(let #ctx: &#private::Context = #parent;),
+            quote!(let #ctx: &#krate::Context = #parent;),
             quote!(race_parent),
         ),
     };
@@ -203,16 +233,57 @@ fn expand(
             return #ret_var;
         }
     };
-    let raced = quote! {
+    let mut raced = quote! {
         #private::#race(#ctx, async move { #fake_return #stmts }).await
     };
+    // `min_remaining`: the body does not start unless the child has that much time left.
+    let mut setup = setup;
+    if let Some(Given { value: min, .. }) = &options.min_remaining {
+        let var = local("__ctx_min_remaining");
+        setup = match min {
+            Timeout::Literal { secs, nanos, span } => {
+                let private = names.private_at(*span);
+                let duration =
+                    quote_spanned!(blame(*span)=> #private::Duration::new(#secs, #nanos));
+                quote!(let #var = #duration; #setup)
+            }
+            Timeout::Expr(expr) => {
+                let private = names.private_at(expr.span());
+                let eval = quote_spanned!(blame(expr.span())=>
+                    let #var: #private::Duration = #expr;
+                );
+                quote!(#eval #setup)
+            }
+        };
+        let err = local("__ctx_err");
+        raced = quote! {
+            match #krate::Context::ensure_remaining(#ctx, #var) {
+                ::core::result::Result::Ok(()) => #raced,
+                ::core::result::Result::Err(#err) => ::core::result::Result::Err(#err),
+            }
+        };
+    }
     let tail = match tail_of {
-        // `finish` needs `CancelReturn` of the declared type: blamed on it.
-        Some(ty) => {
-            let krate = names.krate_at(ty.span());
-            let erased = erase_impl_trait(ty);
-            quote_spanned!(ret_span=> #krate::__private::finish::<#erased, _>(#raced))
-        }
+        // `CancelReturn` of the declared type: its bound is checked at the type, and blamed on
+        // it.
+        Some(ty) => match error_type(ty) {
+            // `E` written out: its `IntoCancelError` is checked at the user's `E`.
+            Some(error) => {
+                let private = names.private_at(ty.span());
+                let krate = names.krate_at(error.span());
+                let err = local("__ctx_err");
+                let call = quote_spanned!(blame(error.span())=>
+                    <#error as #krate::IntoCancelError<_>>::into_cancel_error
+                );
+                let convert = quote!(|#err| #call(#err));
+                quote_spanned!(ret_span=> #private::finish_with(#raced, #convert))
+            }
+            None => {
+                let private = names.private_at(ty.span());
+                let erased = erase_impl_trait(ty);
+                quote_spanned!(ret_span=> <#erased as #private::CancelReturn<_>>::finish(#raced))
+            }
+        },
         None => raced,
     };
 
@@ -251,7 +322,7 @@ fn signature(
     fallback: bool,
 ) -> TokenStream {
     let sig: &Signature = &func.sig;
-    let Names { ctx, krate } = names;
+    let Names { ctx, krate, .. } = names;
 
     let injected = match analysis.parent {
         Parent::Injected { index } => {
@@ -307,6 +378,37 @@ fn signature(
     }
     sig.generics.where_clause.to_tokens(&mut tokens);
     tokens
+}
+
+/// The `E` of a return type written `...Result<T, E>`, unless it holds an `impl Trait` (which
+/// cannot be named in a path).
+fn error_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|arg| match arg {
+        syn::GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    });
+    let (Some(_), Some(error), None) = (types.next(), types.next(), types.next()) else {
+        return None;
+    };
+    (!has_impl_trait(error)).then_some(error)
+}
+
+fn has_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl VisitMut for Finder {
+        fn visit_type_impl_trait_mut(&mut self, _: &mut syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type_mut(&mut ty.clone());
+    finder.0
 }
 
 /// The type with every `impl Trait` replaced by `_`, for the places (a `let` type, a turbofish)
@@ -386,13 +488,13 @@ mod tests {
         let expected = quote! {
             pub async fn load(ctx: &::ctx_core::Context, db: &Db) -> Result<Row, AppError> {
                 #![allow(unused)]
-                let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::timeout(
-                    ::ctx_core::__private::Parent::parent(&ctx),
-                    ::ctx_core::__private::Duration::new(5u64, 0u32)
+                let __ctx_lazy = ::ctx_core::__private_0_1_0::pin!(::ctx_core::__private_0_1_0::Lazy::timeout(
+                    ::ctx_core::__private_0_1_0::Parent::parent(&ctx),
+                    ::ctx_core::__private_0_1_0::Duration::new(5u64, 0u32)
                 ));
-                let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
-                ::ctx_core::__private::finish::<Result<Row, AppError>, _>(
-                    ::ctx_core::__private::race(ctx, async move {
+                let ctx: &::ctx_core::Context = ::ctx_core::__private_0_1_0::Lazy::context(__ctx_lazy);
+                ::ctx_core::__private_0_1_0::finish_with(
+                    ::ctx_core::__private_0_1_0::race(ctx, async move {
                         #[allow(
                             unknown_lints,
                             unreachable_code,
@@ -408,7 +510,8 @@ mod tests {
                             return __ctx_ret;
                         }
                         db.get().await?
-                    }).await
+                    }).await,
+                    |__ctx_err| <AppError as ::ctx_core::IntoCancelError<_>>::into_cancel_error(__ctx_err)
                 )
             }
         };
@@ -429,7 +532,7 @@ mod tests {
             "async fn f (& self , ctx : & my :: ctx :: Context) -> :: core :: result :: Result < u8 , my :: ctx :: Error >"
         ), "{out}");
         assert!(
-            out.contains("my :: ctx :: __private :: race_parent (ctx"),
+            out.contains("my :: ctx :: __private_0_1_0 :: race_parent (ctx"),
             "{out}"
         );
         assert!(!out.contains("ctx_core"), "{out}");

@@ -6,8 +6,10 @@
 //!
 //! The crate is three steps: `args` reads the options, `sig` reads the fn (its signature through
 //! syn, its body as the user's own tokens), `expand` writes the result. The behaviour of the
-//! generated code lives in ctx-core (`ctx_core::__private`), where it is plain, tested Rust.
+//! generated code lives in ctx-core (`ctx_core::__private_<version>`, in its `private.rs`), where
+//! it is plain, tested Rust.
 
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -95,16 +97,18 @@ use proc_macro::TokenStream;
 /// pub async fn load(ctx: &::ctx_core::Context, db: &Db) -> Result<Row, AppError> {
 ///     // The child context, on this fn's stack: it becomes a node of the context tree (one
 ///     // allocation) only if the body needs one, and it is cancelled when the fn returns.
-///     let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::timeout(
-///         ::ctx_core::__private::Parent::parent(&ctx),    // `&Context` or `Context`
-///         ::ctx_core::__private::Duration::new(5, 0),     // "5s", parsed at compile time
+///     let __ctx_lazy = ::ctx_core::__private_0_1_0::pin!(::ctx_core::__private_0_1_0::Lazy::timeout(
+///         ::ctx_core::__private_0_1_0::Parent::parent(&ctx),    // `&Context` or `Context`
+///         ::ctx_core::__private_0_1_0::Duration::new(5, 0),     // "5s", parsed at compile time
 ///     ));
 ///     // From here on, `ctx` is the child.
-///     let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
+///     let ctx: &::ctx_core::Context = ::ctx_core::__private_0_1_0::Lazy::context(__ctx_lazy);
 ///     // `race`: `Ok(body's value)`, or `Err(ctx_core::Error)` if `ctx` ends first (the body
-///     // never starts if it already has). `finish`: that error as `AppError::from(err)`.
-///     ::ctx_core::__private::finish::<Result<Row, AppError>, _>(
-///         ::ctx_core::__private::race(ctx, async move {
+///     // never starts if it already has). `finish_with`: that error as `AppError::from(err)`,
+///     // through a conversion checked at `AppError` (the error of a type without `From` is
+///     // reported there).
+///     ::ctx_core::__private_0_1_0::finish_with(
+///         ::ctx_core::__private_0_1_0::race(ctx, async move {
 ///             // Tells rustc the body's type up front, so that `?` and `return` in it work as
 ///             // they did before.
 ///             #[allow(unreachable_code)]
@@ -117,6 +121,7 @@ use proc_macro::TokenStream;
 ///             Ok(row)
 ///         })
 ///         .await,
+///         |__ctx_err| <AppError as ::ctx_core::IntoCancelError<_>>::into_cancel_error(__ctx_err),
 ///     )
 /// }
 /// # fn main() { let _ = load(&ctx_core::Context::background(), &Db); }
@@ -158,8 +163,8 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// async fn ping(ctx: &::ctx_core::Context) -> ::core::result::Result<&'static str, ::ctx_core::Error> {
-///     let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Parent::parent(&ctx);
-///     ::ctx_core::__private::race_parent(ctx, async move { "pong" }).await
+///     let ctx: &::ctx_core::Context = ::ctx_core::__private_0_1_0::Parent::parent(&ctx);
+///     ::ctx_core::__private_0_1_0::race_parent(ctx, async move { "pong" }).await
 /// }
 /// # };
 /// ```
@@ -191,11 +196,11 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # const _: &str = stringify! {
-/// let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::timeout(
-///     ::ctx_core::__private::Parent::parent(&ctx),
-///     ::ctx_core::__private::Duration::new(90u64, 0u32),
+/// let __ctx_lazy = ::ctx_core::__private_0_1_0::pin!(::ctx_core::__private_0_1_0::Lazy::timeout(
+///     ::ctx_core::__private_0_1_0::Parent::parent(&ctx),
+///     ::ctx_core::__private_0_1_0::Duration::new(90u64, 0u32),
 /// ));
-/// let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
+/// let ctx: &::ctx_core::Context = ::ctx_core::__private_0_1_0::Lazy::context(__ctx_lazy);
 /// # };
 /// ```
 ///
@@ -235,12 +240,12 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # const _: &str = stringify! {
-/// let __ctx_timeout: ::ctx_core::__private::Duration = self.limit * attempts;
-/// let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::timeout(
-///     ::ctx_core::__private::Parent::parent(&ctx),
+/// let __ctx_timeout: ::ctx_core::__private_0_1_0::Duration = self.limit * attempts;
+/// let __ctx_lazy = ::ctx_core::__private_0_1_0::pin!(::ctx_core::__private_0_1_0::Lazy::timeout(
+///     ::ctx_core::__private_0_1_0::Parent::parent(&ctx),
 ///     __ctx_timeout,
 /// ));
-/// let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
+/// let ctx: &::ctx_core::Context = ::ctx_core::__private_0_1_0::Lazy::context(__ctx_lazy);
 /// # };
 /// ```
 ///
@@ -271,12 +276,58 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # const _: &str = stringify! {
-/// let __ctx_deadline: ::ctx_core::__private::Instant = started + Duration::from_secs(30);
-/// let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::deadline(
-///     ::ctx_core::__private::Parent::parent(&ctx),
+/// let __ctx_deadline: ::ctx_core::__private_0_1_0::Instant = started + Duration::from_secs(30);
+/// let __ctx_lazy = ::ctx_core::__private_0_1_0::pin!(::ctx_core::__private_0_1_0::Lazy::deadline(
+///     ::ctx_core::__private_0_1_0::Parent::parent(&ctx),
 ///     __ctx_deadline,
 /// ));
-/// let ctx: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
+/// let ctx: &::ctx_core::Context = ::ctx_core::__private_0_1_0::Lazy::context(__ctx_lazy);
+/// # };
+/// ```
+///
+/// ## `min_remaining = "50ms"` or `min_remaining = EXPR`
+///
+/// The least time the body needs: it does not start unless that much is left before the
+/// child's deadline (its own `timeout`/`deadline`, or the caller's). The call then returns as
+/// if cancelled, with `DeadlineExceeded`, at once: work that cannot finish in time is not
+/// started. A humantime literal (checked at compile time; not zero, not longer than a literal
+/// `timeout`), or an expression of type `Duration` evaluated on every call, before the child is
+/// derived (so a `ctx` in it is the caller's context). Without a deadline on the chain there is
+/// always time left.
+///
+/// ```
+/// use std::time::Duration;
+/// use ctx_core::{Context, Error, cancellable};
+///
+/// #[cancellable(min_remaining = "50ms")]
+/// async fn expensive_query() -> Result<u32, Error> {
+///     Ok(42)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let (plenty, _h) = Context::background().with_timeout(Duration::from_secs(1));
+/// assert_eq!(expensive_query(&plenty).await, Ok(42));
+///
+/// let (almost_over, _h) = Context::background().with_timeout(Duration::from_millis(20));
+/// assert_eq!(expensive_query(&almost_over).await, Err(Error::DeadlineExceeded));
+/// assert_eq!(almost_over.err(), None); // the caller's context goes on
+/// # }
+/// ```
+///
+/// expands to (the race of the body as without the option, behind a check)
+///
+/// ```
+/// # const _: &str = stringify! {
+/// let __ctx_min_remaining = ::ctx_core::__private_0_1_0::Duration::new(0u64, 50000000u32);
+/// let ctx: &::ctx_core::Context = ::ctx_core::__private_0_1_0::Parent::parent(&ctx);
+/// ::ctx_core::__private_0_1_0::finish_with(
+///     match ::ctx_core::Context::ensure_remaining(ctx, __ctx_min_remaining) {
+///         ::core::result::Result::Ok(()) => ::ctx_core::__private_0_1_0::race_parent(ctx, async move { /* … */ }).await,
+///         ::core::result::Result::Err(__ctx_err) => ::core::result::Result::Err(__ctx_err),
+///     },
+///     |__ctx_err| <Error as ::ctx_core::IntoCancelError<_>>::into_cancel_error(__ctx_err),
+/// )
 /// # };
 /// ```
 ///
@@ -304,12 +355,12 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// async fn has_deadline(parent: &Context) -> ::core::result::Result<bool, ::ctx_core::Error> {
-///     let __ctx_lazy = ::ctx_core::__private::pin!(::ctx_core::__private::Lazy::timeout(
-///         ::ctx_core::__private::Parent::parent(&parent),
-///         ::ctx_core::__private::Duration::new(1u64, 0u32),
+///     let __ctx_lazy = ::ctx_core::__private_0_1_0::pin!(::ctx_core::__private_0_1_0::Lazy::timeout(
+///         ::ctx_core::__private_0_1_0::Parent::parent(&parent),
+///         ::ctx_core::__private_0_1_0::Duration::new(1u64, 0u32),
 ///     ));
-///     let parent: &::ctx_core::__private::Context = ::ctx_core::__private::Lazy::context(__ctx_lazy);
-///     ::ctx_core::__private::race(parent, async move { parent.deadline().is_some() }).await
+///     let parent: &::ctx_core::Context = ::ctx_core::__private_0_1_0::Lazy::context(__ctx_lazy);
+///     ::ctx_core::__private_0_1_0::race(parent, async move { parent.deadline().is_some() }).await
 /// }
 /// # };
 /// ```
@@ -342,12 +393,12 @@ use proc_macro::TokenStream;
 /// ```
 /// # const _: &str = stringify! {
 /// async fn answer(ctx: &runtime::ctx::Context) -> ::core::result::Result<u8, runtime::ctx::Error> {
-///     let __ctx_lazy = runtime::ctx::__private::pin!(runtime::ctx::__private::Lazy::timeout(
-///         runtime::ctx::__private::Parent::parent(&ctx),
-///         runtime::ctx::__private::Duration::new(1u64, 0u32),
+///     let __ctx_lazy = runtime::ctx::__private_0_1_0::pin!(runtime::ctx::__private_0_1_0::Lazy::timeout(
+///         runtime::ctx::__private_0_1_0::Parent::parent(&ctx),
+///         runtime::ctx::__private_0_1_0::Duration::new(1u64, 0u32),
 ///     ));
-///     let ctx: &runtime::ctx::__private::Context = runtime::ctx::__private::Lazy::context(__ctx_lazy);
-///     runtime::ctx::__private::race(ctx, async move { 42 }).await
+///     let ctx: &runtime::ctx::Context = runtime::ctx::__private_0_1_0::Lazy::context(__ctx_lazy);
+///     runtime::ctx::__private_0_1_0::race(ctx, async move { 42 }).await
 /// }
 /// # };
 /// ```

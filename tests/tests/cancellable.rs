@@ -634,17 +634,19 @@ async fn a_pending_body_stops_at_the_nearer_deadline_or_the_parents_cancel() {
 }
 
 #[cancellable(timeout = "1h")]
-async fn register_after_func(ran: Arc<AtomicBool>) -> ctx_core::AfterFunc {
-    ctx.after_func(move || ran.store(true, Ordering::SeqCst))
+async fn register_after_func(ran: std::sync::mpsc::Sender<()>) -> ctx_core::AfterFunc {
+    ctx.after_func(move || ran.send(()).unwrap())
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_after_func_registered_in_the_body_runs_when_the_call_returns() {
     for (name, parent, _handle) in parents() {
-        let ran = Arc::new(AtomicBool::new(false));
-        let after = register_after_func(&parent, ran.clone()).await.unwrap();
-        assert!(ran.load(Ordering::SeqCst), "under {name}");
+        let (ran, told) = std::sync::mpsc::channel();
+        let after = register_after_func(&parent, ran).await.unwrap();
+        // Started when the call returned (it runs on a thread of its own).
         assert!(!after.stop(), "under {name}");
+        told.recv()
+            .unwrap_or_else(|_| panic!("it never ran, under {name}"));
     }
 }
 

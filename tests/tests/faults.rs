@@ -3,7 +3,7 @@
 //! and `group.rs`.)
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -151,7 +151,6 @@ fn cancelling_from_many_threads_while_after_funcs_cancel_back() {
 #[test]
 fn a_panic_while_a_waker_is_registered_leaves_the_context_usable() {
     let (ctx, handle) = Context::background().with_cancel();
-    let ran = Arc::new(AtomicBool::new(false));
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -164,10 +163,10 @@ fn a_panic_while_a_waker_is_registered_leaves_the_context_usable() {
         })
     }));
     assert!(caught.is_err());
-    let flag = ran.clone();
-    let _after = ctx.after_func(move || flag.store(true, Ordering::SeqCst));
+    let (tx, told) = std::sync::mpsc::channel();
+    let _after = ctx.after_func(move || tx.send(()).unwrap());
     handle.cancel();
-    assert!(ran.load(Ordering::SeqCst));
+    told.recv().expect("the after-func ran");
     assert_eq!(ctx.err(), Some(Error::Canceled));
 }
 

@@ -546,6 +546,77 @@ pub(crate) fn run(out: &mut Reporter, b: &Budget) {
         ));
     }
 
+    let name = "after_func_cancel";
+    if out.wants(name) {
+        // Waits until `ran` reaches `n`: the after-funcs run on other threads.
+        fn until(ran: &std::sync::atomic::AtomicU64, n: u64) {
+            while ran.load(std::sync::atomic::Ordering::Acquire) < n {
+                std::hint::spin_loop();
+            }
+        }
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let register = |ctx: &Context| {
+            let ran = ran.clone();
+            ctx.after_func(move || {
+                ran.fetch_add(1, std::sync::atomic::Ordering::Release);
+            })
+        };
+        let m = looped(b, |n| {
+            ran.store(0, std::sync::atomic::Ordering::Relaxed);
+            let took = timed(n, || {
+                let (ctx, handle) = bg.with_cancel();
+                drop(register(&ctx));
+                handle.cancel();
+            });
+            until(&ran, n);
+            took
+        });
+        out.emit(m.record(
+            name,
+            "ctx",
+            "with_cancel(), after_func(count), cancel(): what the canceller pays; the function runs on a thread of ctx-core's after-func pool (waited for outside the timed loop)",
+        ));
+        let m = looped(b, |n| {
+            ran.store(0, std::sync::atomic::Ordering::Relaxed);
+            let t0 = Instant::now();
+            for _ in 0..n {
+                let (ctx, handle) = bg.with_cancel();
+                drop(register(&ctx));
+                handle.cancel();
+            }
+            until(&ran, n);
+            t0.elapsed()
+        });
+        out.emit(m.record(
+            name,
+            "ctx-until-ran",
+            "the same, timed until every function has run on the pool",
+        ));
+        // What the end cost when it ran the function itself (before after-funcs left the
+        // cancelling thread): the same, with the function called inline after the cancel.
+        let m = looped(b, |n| {
+            ran.store(0, std::sync::atomic::Ordering::Relaxed);
+            timed(n, || {
+                let (ctx, handle) = bg.with_cancel();
+                let inline = ran.clone();
+                let f: Box<dyn FnOnce() + Send> = Box::new(move || {
+                    inline.fetch_add(1, std::sync::atomic::Ordering::Release);
+                });
+                let cell = std::sync::Mutex::new(Some(f));
+                handle.cancel();
+                if let Some(f) = cell.lock().unwrap().take() {
+                    f();
+                }
+                black_box(ctx);
+            })
+        });
+        out.emit(m.record(
+            name,
+            "inline-estimate",
+            "with_cancel(), cancel(), then a boxed FnOnce taken from a Mutex and called on the cancelling thread: the work of an inline after-func without its registration",
+        ));
+    }
+
     let name = "group_spawn_wait_100";
     if out.wants(name) {
         let rt = multi_thread();

@@ -24,7 +24,9 @@
 //! only shorten a request's time: a malformed or hostile value (not 1 to 8 digits and one of
 //! the units `H M S m u n`, see [`grpc_timeout`]) is logged with a `tracing`
 //! warning and ignored, and a request whose caller's time has already run out (`0m`) is
-//! answered without calling the service.
+//! answered without calling the service. With [`ContextLayer::min_remaining`], so is a request
+//! whose caller left less time than the work needs: `504 deadline too near: 20ms left, 50ms
+//! needed` (a gRPC call: `DEADLINE_EXCEEDED`).
 //!
 //! # What the client gets when the context ends first
 //!
@@ -313,6 +315,7 @@ impl StdError for RequestEnd {}
 pub struct ContextLayer {
     root: Context,
     timeout: Option<Duration>,
+    min_remaining: Option<Duration>,
 }
 
 impl ContextLayer {
@@ -322,6 +325,7 @@ impl ContextLayer {
         ContextLayer {
             root,
             timeout: None,
+            min_remaining: None,
         }
     }
 
@@ -332,6 +336,42 @@ impl ContextLayer {
     /// A root with an earlier deadline keeps its own (and its cause).
     pub fn timeout(mut self, timeout: Duration) -> ContextLayer {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Answers at once, without calling the service, a request that has less than `min` left
+    /// before its deadline: a caller whose `grpc-timeout` leaves too little time for the work
+    /// to finish gets `504` (a gRPC call `DEADLINE_EXCEEDED`), with a text that says how much
+    /// was left and how much is needed, instead of a service that starts work it cannot finish.
+    ///
+    /// Every deadline of the request's context counts (the caller's, the root's, the layer's
+    /// own [`timeout`](Self::timeout), which should be longer than `min`); a request without
+    /// any deadline always has time enough.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use ctx_core::Context;
+    /// use ctx_http::ContextLayer;
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{Layer, Service, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let layer = ContextLayer::new(Context::background()).min_remaining(Duration::from_millis(50));
+    /// let mut service = layer.layer(service_fn(|_req: Request<String>| async {
+    ///     unreachable!("not called: the caller has 20 ms, the work needs 50");
+    ///     #[allow(unreachable_code)]
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// }));
+    /// // A caller with 20 ms left (`grpc-timeout: 20m`).
+    /// let request = Request::get("/report").header("grpc-timeout", "20m").body(String::new()).unwrap();
+    /// let response = service.call(request).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    /// # }
+    /// ```
+    pub fn min_remaining(mut self, min: Duration) -> ContextLayer {
+        self.min_remaining = Some(min);
         self
     }
 
@@ -412,9 +452,17 @@ where
             .layer
             .derive(req.headers(), req.extensions().get::<Context>());
         let guard = Some(RequestGuard::new(handle));
+        // Too little time left for the work: answered at once, as a deadline.
+        let too_near = match self.layer.min_remaining {
+            Some(min) if !ctx.is_done() && ctx.ensure_remaining(min).is_err() => Some(TooNear {
+                left: ctx.remaining().unwrap_or_default(),
+                min,
+            }),
+            _ => None,
+        };
         // As `Context::run`: a request whose context has already ended (the server is shutting
         // down) is answered without calling the inner service at all.
-        let inner = if ctx.is_done() {
+        let inner = if ctx.is_done() || too_near.is_some() {
             None
         } else {
             req.extensions_mut().insert(ctx.clone());
@@ -425,9 +473,28 @@ where
             done: ctx.done(),
             ctx,
             inner,
+            too_near,
             grpc,
             completed: false,
         }
+    }
+}
+
+/// A request refused by [`ContextLayer::min_remaining`]: how much time it had, and how much the
+/// layer asks for.
+#[derive(Clone, Copy, Debug)]
+struct TooNear {
+    left: Duration,
+    min: Duration,
+}
+
+impl fmt::Display for TooNear {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "deadline too near: {:?} left, {:?} needed",
+            self.left, self.min
+        )
     }
 }
 
@@ -487,6 +554,8 @@ pin_project! {
         // `None` if the context had ended before the inner service was called.
         #[pin]
         inner: Option<F>,
+        // Refused for too little time left (the inner service was not called).
+        too_near: Option<TooNear>,
         // A gRPC call: answered in gRPC's terms if the context ends first.
         grpc: bool,
         completed: bool,
@@ -504,6 +573,19 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         assert!(!*this.completed, "`ResponseFuture` polled after completion");
+        if let Some(too_near) = this.too_near.take() {
+            *this.completed = true;
+            if let Some(guard) = this.guard.take() {
+                guard.finish();
+            }
+            let text = too_near.to_string();
+            return Poll::Ready(Ok(answer(
+                this.ctx,
+                Error::DeadlineExceeded,
+                *this.grpc,
+                text,
+            )));
+        }
         // The inner future first, even after the context has ended: a handler that watches its
         // context gets to answer in its own words.
         if let Some(inner) = this.inner.as_mut().as_pin_mut()
@@ -545,6 +627,11 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 /// The layer's answer to a request whose context ended before the service answered.
 fn ended<B>(ctx: &Context, err: Error, grpc: bool) -> Response<ResponseBody<B>> {
     let text = ctx_core::ContextError::new(ctx, err).cause().to_string();
+    answer(ctx, err, grpc, text)
+}
+
+/// The layer's own answer for `err` (`504`/`503`, or gRPC's code), with `text`.
+fn answer<B>(ctx: &Context, err: Error, grpc: bool, text: String) -> Response<ResponseBody<B>> {
     if grpc {
         return grpc_ended(ctx, err, &text);
     }

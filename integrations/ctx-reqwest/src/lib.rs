@@ -51,6 +51,7 @@
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::time::Duration;
 
 use ctx_http::grpc_timeout::{GRPC_TIMEOUT, timeout_header};
 
@@ -69,6 +70,17 @@ pub enum Error {
     /// reqwest failed (connection refused, a timeout of reqwest's own, a body that does not
     /// decode, ...). `Display` and `source()` are the reqwest error's.
     Http(::reqwest::Error),
+    /// Not sent by [`send_ctx_needing`](RequestBuilderExt::send_ctx_needing): the context is
+    /// live, but has less time left than the call needs, so it could not finish in time.
+    ///
+    /// `Display`: `request not sent: deadline too near: 20ms left, 50ms needed`. The context
+    /// has not ended, so [`context_err`](Error::context_err) is `None`.
+    DeadlineTooNear {
+        /// The time the context had left.
+        left: Duration,
+        /// The time the call was said to need.
+        needed: Duration,
+    },
 }
 
 impl Error {
@@ -86,7 +98,7 @@ impl Error {
     pub fn context_error(&self) -> Option<&ContextError> {
         match self {
             Error::Context(stopped) => Some(stopped),
-            Error::Http(_) => None,
+            Error::Http(_) | Error::DeadlineTooNear { .. } => None,
         }
     }
 }
@@ -96,6 +108,10 @@ impl fmt::Display for Error {
         match self {
             Error::Context(stopped) => write!(f, "request aborted: {stopped}"),
             Error::Http(err) => fmt::Display::fmt(err, f),
+            Error::DeadlineTooNear { left, needed } => write!(
+                f,
+                "request not sent: deadline too near: {left:?} left, {needed:?} needed"
+            ),
         }
     }
 }
@@ -106,6 +122,7 @@ impl std::error::Error for Error {
             // The text holds the context's error; the chain goes on with its cause.
             Error::Context(stopped) => stopped.source(),
             Error::Http(err) => err.source(),
+            Error::DeadlineTooNear { .. } => None,
         }
     }
 }
@@ -162,6 +179,38 @@ pub trait RequestBuilderExt: sealed::Sealed {
         self,
         ctx: &Context,
     ) -> impl Future<Output = Result<::reqwest::Response, Error>> + Send + 'static;
+
+    /// [`send_ctx`](Self::send_ctx) for a call that needs at least `needed` to finish: it is
+    /// not sent (no connection is opened) when `ctx` has less time left, and fails at once with
+    /// [`Error::DeadlineTooNear`], instead of costing the server work that the caller's
+    /// deadline will throw away. Go libraries hand-write this as a "deadline too soon" check.
+    ///
+    /// A context without a deadline always has time enough.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctx_core::Context;
+    /// use ctx_reqwest::{Error, RequestBuilderExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(20));
+    /// let client = reqwest::Client::new();
+    /// // A report takes at least 50 ms to render: not worth asking for with 20 ms left.
+    /// let err = client
+    ///     .get("http://127.0.0.1:9/report")
+    ///     .send_ctx_needing(&ctx, Duration::from_millis(50))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::DeadlineTooNear { .. }));
+    /// assert_eq!(err.to_string(), "request not sent: deadline too near: 20ms left, 50ms needed");
+    /// # }
+    /// ```
+    fn send_ctx_needing(
+        self,
+        ctx: &Context,
+        needed: Duration,
+    ) -> impl Future<Output = Result<::reqwest::Response, Error>> + Send + 'static;
 }
 
 impl RequestBuilderExt for ::reqwest::RequestBuilder {
@@ -177,6 +226,26 @@ impl RequestBuilderExt for ::reqwest::RequestBuilder {
                 Err(err) => return Err(Error::ended(&ctx, err)),
             };
             run(&ctx, request.send()).await
+        }
+    }
+
+    fn send_ctx_needing(
+        self,
+        ctx: &Context,
+        needed: Duration,
+    ) -> impl Future<Output = Result<::reqwest::Response, Error>> + Send + 'static {
+        let ctx = ctx.clone();
+        async move {
+            if let Some(err) = ctx.err() {
+                return Err(Error::ended(&ctx, err));
+            }
+            if ctx.ensure_remaining(needed).is_err() {
+                return Err(Error::DeadlineTooNear {
+                    left: ctx.remaining().unwrap_or_default(),
+                    needed,
+                });
+            }
+            self.send_ctx(&ctx).await
         }
     }
 }

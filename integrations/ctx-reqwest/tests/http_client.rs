@@ -240,3 +240,58 @@ async fn the_call_future_is_static_and_send() {
     let response = tokio::spawn(call).await.unwrap().unwrap();
     assert_eq!(response.text().await.unwrap(), "hello, live: true");
 }
+
+/// A call that needs more time than the context has left is not sent; one that fits is.
+#[tokio::test]
+async fn a_call_that_cannot_finish_in_time_is_not_sent() {
+    let server = Server::start(None).await;
+    let client = reqwest::Client::new();
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    let err = client
+        .get(server.url("/hello"))
+        .send_ctx_needing(&ctx, Duration::from_secs(3600))
+        .await
+        .unwrap_err();
+    match &err {
+        ClientError::DeadlineTooNear { left, needed } => {
+            assert!(*left <= Duration::from_secs(1), "{left:?}");
+            assert_eq!(*needed, Duration::from_secs(3600));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.context_err(), None, "the context has not ended");
+    assert!(
+        err.to_string()
+            .starts_with("request not sent: deadline too near: "),
+        "{err}"
+    );
+    assert_eq!(ctx.err(), None);
+
+    // With enough time (or no deadline at all) it is sent as `send_ctx` sends it.
+    let response = client
+        .get(server.url("/hello"))
+        .send_ctx_needing(&ctx, Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let response = client
+        .get(server.url("/hello"))
+        .send_ctx_needing(&Context::background(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    // Only the two calls that fit reached the server.
+    assert_eq!(server.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_call_needing_time_under_an_ended_context_reports_the_end() {
+    let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    cancel.cancel_with_cause("user gave up");
+    let err = reqwest::Client::new()
+        .get("http://127.0.0.1:9/")
+        .send_ctx_needing(&ctx, Duration::from_secs(3600))
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_err(), Some(Error::Canceled));
+}

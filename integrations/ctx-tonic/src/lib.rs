@@ -53,6 +53,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 use std::future::Future;
+use std::time::Duration;
 
 use tonic::{Code, IntoRequest, Request, Response, Status};
 
@@ -122,6 +123,50 @@ where
             reset.cancel();
             Err(status(ctx, err))
         }
+    }
+}
+
+/// [`call`] for a call that needs at least `needed` to finish: not sent when `ctx` has less
+/// time left (or has ended), failing at once with `DEADLINE_EXCEEDED` and a message that says
+/// how much was left and how much is needed, instead of costing the server work that the
+/// caller's deadline will throw away (gRPC's meaning of the code: the deadline does not allow
+/// the operation to complete). A context without a deadline always has time enough.
+///
+/// ```
+/// use std::time::Duration;
+/// use ctx_core::Context;
+/// use ctx_tonic::call_needing;
+/// use tonic::{Code, Request, Response, Status};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(20));
+/// let send = |_: Request<()>| async { unreachable!("not sent"); #[allow(unreachable_code)] Ok::<_, Status>(Response::new(())) };
+/// let status = call_needing(&ctx, Duration::from_millis(50), (), send).await.unwrap_err();
+/// assert_eq!(status.code(), Code::DeadlineExceeded);
+/// assert_eq!(status.message(), "deadline too near: 20ms left, 50ms needed");
+/// assert!(!ctx.is_done()); // the caller's context goes on
+/// # }
+/// ```
+pub async fn call_needing<M, R, F, Fut>(
+    ctx: &Context,
+    needed: Duration,
+    request: impl IntoRequest<M>,
+    send: F,
+) -> Result<Response<R>, Status>
+where
+    F: FnOnce(Request<M>) -> Fut,
+    Fut: Future<Output = Result<Response<R>, Status>>,
+{
+    match ctx.ensure_remaining(needed) {
+        Ok(()) => call(ctx, request, send).await,
+        Err(_) => Err(match ctx.err() {
+            Some(err) => status(ctx, err),
+            None => Status::deadline_exceeded(format!(
+                "deadline too near: {:?} left, {needed:?} needed",
+                ctx.remaining().unwrap_or_default()
+            )),
+        }),
     }
 }
 

@@ -1,4 +1,4 @@
-// A bare number: the message must say a timeout needs a unit and show `timeout = "5s"`,
+// A bare number: the message must say a duration needs a unit and show `timeout = "5s"`,
 // pointing at the number.
 use ctx_core::cancellable;
 
