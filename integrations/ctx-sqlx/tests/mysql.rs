@@ -1,0 +1,81 @@
+//! ctx-sqlx on MySQL / MariaDB: statements stopped in the server (`information_schema.PROCESSLIST`
+//! shows it).
+//!
+//! These tests need a server: `MYSQL_URL=mysql://...` (or a `mysql://` `DATABASE_URL`;
+//! `.ci/run` starts MariaDB, see `.ci/mariadb`). Without one they print "skipped: MYSQL_URL not
+//! set" and pass, unless `CI=true`, where a missing server is a failure.
+
+type Db = sqlx::MySql;
+
+const NAME: &str = "mysql";
+const ECHO: &str = "SELECT CAST(? AS SIGNED)";
+const OBSERVABLE: bool = true;
+const RACES: i64 = 1200;
+
+struct Server {
+    options: sqlx::mysql::MySqlConnectOptions,
+}
+
+impl Server {
+    async fn pool(&self, size: u32) -> sqlx::MySqlPool {
+        sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(size)
+            .connect_with(self.options.clone())
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to MYSQL_URL: {e}"))
+    }
+
+    fn lazy_pool(&self, size: u32) -> sqlx::MySqlPool {
+        sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(size)
+            .connect_lazy_with(self.options.clone())
+    }
+}
+
+async fn server() -> Option<Server> {
+    let url = match (std::env::var("MYSQL_URL"), std::env::var("DATABASE_URL")) {
+        (Ok(url), _) if !url.is_empty() => url,
+        (_, Ok(url)) if url.starts_with("mysql") => url,
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("MYSQL_URL is not set but CI=true: .ci/run must start MariaDB")
+        }
+        _ => {
+            println!("skipped: MYSQL_URL not set");
+            return None;
+        }
+    };
+    let options = url.parse().expect("MYSQL_URL is not a valid URL");
+    Some(Server { options })
+}
+
+fn slow(marker: &str) -> String {
+    format!("SELECT SLEEP(60) AS {marker}")
+}
+
+fn short(marker: &str) -> String {
+    format!("SELECT CAST(? AS SIGNED) + SLEEP(0.002) AS {marker}")
+}
+
+async fn running(server: &Server, marker: &str) -> i64 {
+    let observer = server.pool(1).await;
+    let n = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST
+         WHERE INFO LIKE CONCAT('%', ?, '%') AND ID <> CONNECTION_ID()",
+    )
+    .bind(marker)
+    .fetch_one(&observer)
+    .await
+    .unwrap();
+    observer.close().await;
+    n
+}
+
+fn create_table(name: &str) -> String {
+    format!("CREATE TABLE {name} (id BIGINT) ENGINE = InnoDB")
+}
+
+fn insert(name: &str) -> String {
+    format!("INSERT INTO {name} (id) VALUES (?)")
+}
+
+include!("common/suite.rs");
