@@ -588,9 +588,11 @@ impl<DB: Driver> Side<DB> {
         }
         let give_up = Instant::now() + GRACE;
         for _ in 0..SETTLE_TRIES {
-            for stop in self.stops.drain(..) {
+            // One at a time, removed only once acted on: if this future is dropped meanwhile,
+            // the clean-up that takes over still waits for the rest.
+            while let Some(stop) = self.stops.last_mut() {
                 match timeout(STOP_LIMIT, stop).await {
-                    Ok(Ok(Ok(()))) => {}
+                    Ok(Ok(Ok(()))) => drop(self.stops.pop()),
                     // A stop that failed or may still arrive: the connection cannot be trusted.
                     _ => return false,
                 }
