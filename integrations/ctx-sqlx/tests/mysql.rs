@@ -25,6 +25,18 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot connect to MYSQL_URL: {e}"))
     }
 
+    /// Options for a port nobody listens on, and for a wrong password.
+    fn bad_options(
+        &self,
+    ) -> Option<(
+        sqlx::mysql::MySqlConnectOptions,
+        sqlx::mysql::MySqlConnectOptions,
+    )> {
+        let unreachable = self.options.clone().host("127.0.0.1").port(1);
+        let wrong_password = self.options.clone().password("not-the-password");
+        Some((unreachable, wrong_password))
+    }
+
     fn lazy_pool(&self, size: u32) -> sqlx::MySqlPool {
         sqlx::mysql::MySqlPoolOptions::new()
             .max_connections(size)
@@ -76,6 +88,12 @@ fn create_table(name: &str) -> String {
 
 fn insert(name: &str) -> String {
     format!("INSERT INTO {name} (id) VALUES (?)")
+}
+
+const SESSION_ID: Option<&str> = Some("SELECT CAST(CONNECTION_ID() AS SIGNED)");
+
+fn kill_session(id: i64) -> String {
+    format!("KILL CONNECTION {id}")
 }
 
 include!("common/suite.rs");

@@ -24,6 +24,18 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot connect to DATABASE_URL: {e}"))
     }
 
+    /// Options for a port nobody listens on, and for a wrong password.
+    fn bad_options(
+        &self,
+    ) -> Option<(
+        sqlx::postgres::PgConnectOptions,
+        sqlx::postgres::PgConnectOptions,
+    )> {
+        let unreachable = self.options.clone().host("127.0.0.1").port(1);
+        let wrong_password = self.options.clone().password("not-the-password");
+        Some((unreachable, wrong_password))
+    }
+
     fn lazy_pool(&self, size: u32) -> sqlx::PgPool {
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(size)
@@ -74,6 +86,12 @@ fn create_table(name: &str) -> String {
 
 fn insert(name: &str) -> String {
     format!("INSERT INTO {name} (id) VALUES ($1)")
+}
+
+const SESSION_ID: Option<&str> = Some("SELECT pg_backend_pid()::int8");
+
+fn kill_session(id: i64) -> String {
+    format!("SELECT pg_terminate_backend({id}::int4)")
 }
 
 include!("common/suite.rs");

@@ -25,6 +25,16 @@ impl Server {
             .expect("cannot open the database file")
     }
 
+    /// SQLite has no server to miss.
+    fn bad_options(
+        &self,
+    ) -> Option<(
+        sqlx::sqlite::SqliteConnectOptions,
+        sqlx::sqlite::SqliteConnectOptions,
+    )> {
+        None
+    }
+
     fn lazy_pool(&self, size: u32) -> sqlx::SqlitePool {
         sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(size)
@@ -83,6 +93,13 @@ fn create_table(name: &str) -> String {
 
 fn insert(name: &str) -> String {
     format!("INSERT INTO {name} (id) VALUES (?1)")
+}
+
+/// SQLite has no sessions to kill.
+const SESSION_ID: Option<&str> = None;
+
+fn kill_session(_id: i64) -> String {
+    unreachable!("SQLite has no sessions")
 }
 
 include!("common/suite.rs");

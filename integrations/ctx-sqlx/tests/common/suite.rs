@@ -9,7 +9,9 @@
 // - `ECHO`: a statement returning its one parameter (an `i64`);
 // - `async fn running(&Server, marker) -> i64`: how many statements containing `marker` the
 //   server is executing now;
-// - `fn create_table(name)`, `fn insert(name)` (one `i64` parameter).
+// - `fn create_table(name)`, `fn insert(name)` (one `i64` parameter);
+// - `SESSION_ID`: a statement returning the session's id on the server (`None`: SQLite), and
+//   `fn kill_session(id)`, one that ends that session from another connection.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -354,4 +356,63 @@ async fn two_hundred_concurrent_queries_half_cancelled_then_a_thousand_clean_one
         "{NAME}: 100 cancelled, 100 correct; server quiet {quiet:?} after; then 1000 clean queries in {:?}",
         start.elapsed()
     );
+}
+
+/// The server ends the session of the pool's one connection while it is idle: the next calls
+/// get a clear sqlx error at worst, never a context error or a hang, and the pool recovers by
+/// itself with a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_killed_by_the_server_is_replaced() {
+    let Some(server) = server().await else { return };
+    let Some(session) = SESSION_ID else { return };
+    let sqlx_pool = server.pool(1).await;
+    let observer = server.pool(1).await;
+    let pool = Pool::new(sqlx_pool.clone());
+    let id: i64 = sqlx::query_scalar(session)
+        .fetch_one(&sqlx_pool)
+        .await
+        .unwrap();
+    sqlx::query(AssertSqlSafe(kill_session(id)))
+        .execute(&observer)
+        .await
+        .unwrap();
+    let (ctx, _h) = Context::background().with_timeout(Duration::from_secs(10));
+    let mut answered = None;
+    for attempt in 0..3 {
+        match echo(&pool, &ctx, attempt).await {
+            Ok(n) => {
+                assert_eq!(n, attempt);
+                answered = Some(attempt);
+                break;
+            }
+            Err(e) => assert!(e.context_err().is_none(), "a context error: {e}"),
+        }
+    }
+    assert!(answered.is_some(), "the pool did not recover");
+    let new_id: i64 = sqlx::query_scalar(session)
+        .fetch_one(&sqlx_pool)
+        .await
+        .unwrap();
+    assert_ne!(new_id, id, "the killed session is still in use");
+}
+
+/// A server nobody answers on, and a wrong password: a clear sqlx error within the pool's
+/// acquire timeout, never a context error (the context did not end), a panic or a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_or_a_wrong_password_is_a_clear_error() {
+    let Some(server) = server().await else { return };
+    let Some((unreachable, wrong_password)) = server.bad_options() else { return };
+    for (what, options) in [("unreachable", unreachable), ("wrong password", wrong_password)] {
+        let pool = Pool::new(
+            sqlx::pool::PoolOptions::<Db>::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_millis(500))
+                .connect_lazy_with(options),
+        );
+        let start = Instant::now();
+        let err = echo(&pool, &Context::background(), 1).await.unwrap_err();
+        assert!(matches!(err, Error::Sqlx(_)), "{what}: {err:?}");
+        assert!(start.elapsed() < Duration::from_secs(5), "{what}: took {:?}", start.elapsed());
+        println!("{NAME}: {what}: {err}");
+    }
 }
