@@ -14,6 +14,8 @@ const RACES: i64 = 1200;
 
 struct Server {
     options: sqlx::mysql::MySqlConnectOptions,
+    /// One connection that watches the server, opened on first use.
+    observer: tokio::sync::OnceCell<sqlx::MySqlPool>,
 }
 
 impl Server {
@@ -57,7 +59,10 @@ async fn server() -> Option<Server> {
         }
     };
     let options = url.parse().expect("MYSQL_URL is not a valid URL");
-    Some(Server { options })
+    Some(Server {
+        options,
+        observer: tokio::sync::OnceCell::new(),
+    })
 }
 
 fn slow(marker: &str) -> String {
@@ -69,17 +74,15 @@ fn short(marker: &str) -> String {
 }
 
 async fn running(server: &Server, marker: &str) -> i64 {
-    let observer = server.pool(1).await;
-    let n = sqlx::query_scalar(
+    let observer = server.observer.get_or_init(|| server.pool(1)).await;
+    sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.PROCESSLIST
          WHERE INFO LIKE CONCAT('%', ?, '%') AND ID <> CONNECTION_ID()",
     )
     .bind(marker)
-    .fetch_one(&observer)
+    .fetch_one(observer)
     .await
-    .unwrap();
-    observer.close().await;
-    n
+    .unwrap()
 }
 
 fn create_table(name: &str) -> String {

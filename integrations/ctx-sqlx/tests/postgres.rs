@@ -13,6 +13,8 @@ const RACES: i64 = 1200;
 
 struct Server {
     options: sqlx::postgres::PgConnectOptions,
+    /// One connection that watches the server, opened on first use.
+    observer: tokio::sync::OnceCell<sqlx::PgPool>,
 }
 
 impl Server {
@@ -55,7 +57,10 @@ async fn server() -> Option<Server> {
         }
     };
     let options = url.parse().expect("DATABASE_URL is not a valid URL");
-    Some(Server { options })
+    Some(Server {
+        options,
+        observer: tokio::sync::OnceCell::new(),
+    })
 }
 
 fn slow(marker: &str) -> String {
@@ -67,17 +72,15 @@ fn short(marker: &str) -> String {
 }
 
 async fn running(server: &Server, marker: &str) -> i64 {
-    let observer = server.pool(1).await;
-    let n = sqlx::query_scalar(
+    let observer = server.observer.get_or_init(|| server.pool(1)).await;
+    sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity
          WHERE state <> 'idle' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
     )
     .bind(marker)
-    .fetch_one(&observer)
+    .fetch_one(observer)
     .await
-    .unwrap();
-    observer.close().await;
-    n
+    .unwrap()
 }
 
 fn create_table(name: &str) -> String {

@@ -305,6 +305,8 @@ async fn two_hundred_concurrent_queries_half_cancelled_then_a_thousand_clean_one
     let Some(server) = server().await else { return };
     let pool = Pool::new(server.pool(10).await);
     let m = marker("burst");
+    // (Also opens the observer's connection now, not in the measurement below.)
+    assert_eq!(running(&server, &m).await, 0);
     let mid_query = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for i in 0..200_i64 {
