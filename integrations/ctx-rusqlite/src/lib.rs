@@ -222,6 +222,49 @@ struct Gate {
     interrupt: InterruptHandle,
 }
 
+// The busy handler is a plain `fn` (rusqlite takes no closure for it), so it finds the gate of
+// the call whose statement waits through the thread that runs the statement: the call sets it
+// for the time its closure runs (see `OnThisThread`).
+thread_local! {
+    static BUSY_GATE: std::cell::RefCell<Option<Arc<Gate>>> = const { std::cell::RefCell::new(None) };
+    static BUSY_SINCE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// SQLite's busy handler for every connection: waits for a lock held by another connection in
+/// steps of at most 10 ms, for at most 5 s, and gives up as soon as the call's context ends.
+fn busy_wait(count: i32) -> bool {
+    let now = Instant::now();
+    if count == 0 {
+        BUSY_SINCE.set(Some(now));
+    }
+    let waited = BUSY_SINCE.get().map_or(Duration::ZERO, |t| now - t);
+    let stopped = || BUSY_GATE.with_borrow(|gate| gate.as_ref().is_some_and(|g| g.stopped()));
+    if stopped() || waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    // 1, 2, 3 ... 10 ms, then 10 ms at a time.
+    let step = Duration::from_millis(u64::try_from(count).unwrap_or(0) + 1);
+    std::thread::sleep(step.min(BUSY_STEP).min(BUSY_TIMEOUT - waited));
+    !stopped()
+}
+
+/// Makes a call's gate the one the busy handler sees on this thread, until dropped (also when
+/// the closure panics).
+struct OnThisThread;
+
+impl OnThisThread {
+    fn set(gate: &Arc<Gate>) -> OnThisThread {
+        BUSY_GATE.set(Some(gate.clone()));
+        OnThisThread
+    }
+}
+
+impl Drop for OnThisThread {
+    fn drop(&mut self) {
+        BUSY_GATE.set(None);
+    }
+}
+
 /// Call ids, never reused (0 means "no call").
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
@@ -303,7 +346,7 @@ impl Db {
     /// If `conns` is empty.
     pub fn from_connections(conns: impl IntoIterator<Item = Connection>) -> rusqlite::Result<Db> {
         let mut idle = Vec::new();
-        for mut conn in conns {
+        for conn in conns {
             let gate = Arc::new(Gate {
                 current: Mutex::new(0),
                 stop: AtomicBool::new(false),
@@ -311,21 +354,7 @@ impl Db {
             });
             let progress = gate.clone();
             conn.progress_handler(PROGRESS_OPS, Some(move || progress.stopped()))?;
-            let busy = gate.clone();
-            let mut waited_since = None;
-            conn.busy_handler(Some(move |count: i32| {
-                if count == 0 {
-                    waited_since = Some(Instant::now());
-                }
-                let waited = waited_since.map_or(Duration::ZERO, |t| t.elapsed());
-                if busy.stopped() || waited >= BUSY_TIMEOUT {
-                    return false;
-                }
-                // 1, 2, 3 ... 10 ms, then 10 ms at a time.
-                let step = Duration::from_millis(u64::try_from(count).unwrap_or(0) + 1);
-                std::thread::sleep(step.min(BUSY_STEP).min(BUSY_TIMEOUT - waited));
-                !busy.stopped()
-            }))?;
+            conn.busy_handler(Some(busy_wait))?;
             idle.push(Slot { conn, gate });
         }
         assert!(!idle.is_empty(), "a Db needs at least one connection");
@@ -431,8 +460,9 @@ impl Db {
         }
         let joined = tokio::task::spawn_blocking(move || {
             let mut lease = lease;
-            let conn = &mut lease.slot.as_mut().expect("the lease holds its slot").conn;
-            f(conn)
+            let slot = lease.slot.as_mut().expect("the lease holds its slot");
+            let _busy = OnThisThread::set(&slot.gate);
+            f(&mut slot.conn)
             // Dropping the lease stops the after-func, closes the gate and gives the
             // connection back, even if `f` panicked.
         })
