@@ -75,5 +75,6 @@
 //! At most one lock is held at any time.
 
 mod node;
+mod state;
 
 pub(crate) use node::{AfterEntry, AfterRun, Loc, Node, NodeRef, Now};

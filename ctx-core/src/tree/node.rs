@@ -10,7 +10,8 @@ use slab::Slab;
 use smallvec::SmallVec;
 use tokio::time::Instant;
 
-use crate::error::{CANCELED, Cause, DEADLINE, DROPPED, Error, HOW, LIVE, REASON, SETTLED};
+use super::state::{CANCELED, DEADLINE, DROPPED, HOW, LIVE, REASON, SETTLED};
+use crate::error::{Cause, Error};
 use crate::origin::{Origin, OriginKind};
 use crate::sync::{Arc, AtomicBool, AtomicU8, AtomicU32, Mutex, Ordering, lock, yield_now};
 
