@@ -74,7 +74,9 @@
 //!
 //! At most one lock is held at any time.
 
+mod clock;
 mod node;
 mod state;
 
-pub(crate) use node::{AfterEntry, AfterRun, Loc, Node, NodeRef, Now};
+pub(crate) use clock::Now;
+pub(crate) use node::{AfterEntry, AfterRun, Loc, Node, NodeRef};
