@@ -11,7 +11,7 @@ use crate::error::{Cause, Error};
 use crate::handle::CancelHandle;
 use crate::lazy::{Link, Target};
 use crate::origin::Origin;
-use crate::tree::{Loc, Node, Now};
+use crate::tree::{Clock, Loc, Node, Now};
 use crate::values::{self, Values};
 
 /// Cancellation, a deadline and request-scoped values, passed from a caller to everything it
@@ -63,15 +63,15 @@ impl Context {
         Context::background()
     }
 
-    /// The error: with a clock reading (`check_clock`), or without one on the first poll of a
+    /// The error: with a clock reading (`Clock::Read`), or without one on the first poll of a
     /// `race` just after the child was derived (which checked it with its own reading).
     #[inline(always)]
-    pub(crate) fn check(&self, check_clock: bool) -> Option<Error> {
+    pub(crate) fn check(&self, clock: Clock) -> Option<Error> {
         match self.node.target() {
             Target::Background => None,
-            Target::Node(node) if check_clock => node.check(&mut Now::default()),
+            Target::Node(node) if clock == Clock::Read => node.check(&mut Now::default()),
             Target::Node(node) => node.state(),
-            Target::Lazy(lazy) if check_clock => lazy.check(&mut Now::default()),
+            Target::Lazy(lazy) if clock == Clock::Read => lazy.check(&mut Now::default()),
             Target::Lazy(lazy) => lazy.state_at_birth(),
         }
     }
@@ -340,7 +340,7 @@ impl Context {
     /// ```
     #[inline]
     pub fn err(&self) -> Option<Error> {
-        self.check(true)
+        self.check(Clock::Read)
     }
 
     /// Why the context ended, in the words of whoever ended it. Go: `context.Cause(ctx)`.
@@ -525,7 +525,7 @@ impl Context {
     /// # }
     /// ```
     pub fn run<F: IntoFuture>(&self, fut: F) -> Run<'_, F::IntoFuture> {
-        crate::done::run(self, fut, true)
+        crate::done::run(self, fut, Clock::Read)
     }
 
     /// Spawns `fut` on the current tokio runtime, run under a clone of this context as

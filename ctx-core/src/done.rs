@@ -10,7 +10,7 @@ use tokio::time::Sleep;
 use crate::Context;
 use crate::error::Error;
 use crate::sync::Arc;
-use crate::tree::{Node, Now};
+use crate::tree::{Clock, Node, Now};
 
 /// A registration to be woken when a node ends, plus the timer for its deadline, created on the
 /// first poll that needs it.
@@ -34,11 +34,10 @@ impl<N: Deref<Target = Node>> Waiter<N> {
     }
 
     /// Polls for the end of the node. Cancel safe; may be polled again after it is ready.
-    pub(crate) fn poll_end(&mut self, cx: &mut TaskContext<'_>, check_clock: bool) -> Poll<Error> {
-        let ended = if check_clock {
-            self.node.check(&mut Now::default())
-        } else {
-            self.node.state()
+    pub(crate) fn poll_end(&mut self, cx: &mut TaskContext<'_>, clock: Clock) -> Poll<Error> {
+        let ended = match clock {
+            Clock::Read => self.node.check(&mut Now::default()),
+            Clock::Skip => self.node.state(),
         };
         if let Some(err) = ended.or_else(|| self.node.register_waiter(&mut self.key, cx.waker())) {
             self.release();
@@ -126,7 +125,7 @@ impl Future for Done {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
         match self.waiter.as_mut() {
-            Some(waiter) => waiter.poll_end(cx, true),
+            Some(waiter) => waiter.poll_end(cx, Clock::Read),
             // A context that can never end (background, `without_cancel`).
             None => Poll::Pending,
         }
@@ -167,17 +166,17 @@ pin_project! {
         // Registered on the first poll where `fut` is pending (a lazy child's node is made
         // then): a future that completes in its first poll registers nothing.
         waiter: Option<Waiter<&'a Node>>,
-        check_clock: bool,
+        clock: Clock,
     }
 }
 
 impl<'a, F: Future> Run<'a, F> {
-    pub(crate) fn new(ctx: &'a Context, fut: F, check_clock: bool) -> Self {
+    pub(crate) fn new(ctx: &'a Context, fut: F, clock: Clock) -> Self {
         Run {
             fut: Some(fut),
             ctx,
             waiter: None,
-            check_clock,
+            clock,
         }
     }
 }
@@ -194,7 +193,7 @@ impl<F: Future> Future for Run<'_, F> {
         let ended = match this.waiter.as_ref() {
             Some(waiter) => waiter.node().check(&mut Now::default()),
             // Only the first poll of a context derived just now may skip the clock.
-            None => ctx.check(std::mem::replace(this.check_clock, true)),
+            None => ctx.check(std::mem::replace(this.clock, Clock::Read)),
         };
         if let Some(err) = ended {
             this.fut.set(None);
@@ -219,7 +218,7 @@ impl<F: Future> Future for Run<'_, F> {
                 None => return Poll::Pending,
             },
         };
-        let err = ready!(waiter.poll_end(cx, false));
+        let err = ready!(waiter.poll_end(cx, Clock::Skip));
         this.fut.set(None);
         this.waiter.take();
         Poll::Ready(Err(err))
@@ -235,10 +234,6 @@ impl<F> fmt::Debug for Run<'_, F> {
 }
 
 /// `IntoFuture` lets callers pass `async` blocks and anything else that turns into a future.
-pub(crate) fn run<F: IntoFuture>(
-    ctx: &Context,
-    fut: F,
-    check_clock: bool,
-) -> Run<'_, F::IntoFuture> {
-    Run::new(ctx, fut.into_future(), check_clock)
+pub(crate) fn run<F: IntoFuture>(ctx: &Context, fut: F, clock: Clock) -> Run<'_, F::IntoFuture> {
+    Run::new(ctx, fut.into_future(), clock)
 }

@@ -192,7 +192,7 @@ pub mod __private {
     /// between. Nothing is registered unless the body is pending.
     #[inline]
     pub fn race<F: IntoFuture>(ctx: &Context, fut: F) -> Run<'_, F::IntoFuture> {
-        crate::done::run(ctx, fut, false)
+        crate::done::run(ctx, fut, crate::tree::Clock::Skip)
     }
 
     /// Races the body of a `#[cancellable]` fn without options against the caller's context
@@ -203,7 +203,7 @@ pub mod __private {
     /// ever being polled. Same as [`Context::run`].
     #[inline]
     pub fn race_parent<F: IntoFuture>(ctx: &Context, fut: F) -> Run<'_, F::IntoFuture> {
-        crate::done::run(ctx, fut, true)
+        crate::done::run(ctx, fut, crate::tree::Clock::Read)
     }
 
     /// The parent context of a `#[cancellable]` fn: its `ctx` parameter, `&Context`,

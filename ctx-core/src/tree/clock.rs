@@ -28,3 +28,16 @@ impl Now {
         *self.0.get_or_insert_with(Instant::now)
     }
 }
+
+/// Whether a check of a context reads the clock, so that a deadline that has passed unobserved
+/// ends the context, or only reads its state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clock {
+    /// Read it (only on a chain with a deadline): every check but those below.
+    Read,
+    /// Only the state: the caller checked an instant ago with a reading of its own. The first
+    /// poll of a `#[cancellable]` call's race, just after its child was derived (and checked
+    /// with the reading its timeout was computed from), and a `Run`'s registration, just
+    /// after the same poll's own check.
+    Skip,
+}

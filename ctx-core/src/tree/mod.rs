@@ -78,5 +78,5 @@ mod clock;
 mod node;
 mod state;
 
-pub(crate) use clock::Now;
+pub(crate) use clock::{Clock, Now};
 pub(crate) use node::{AfterEntry, AfterRun, Loc, Node, NodeRef};
