@@ -77,6 +77,7 @@
 mod clock;
 mod node;
 mod state;
+mod walk;
 
 pub(crate) use clock::{Clock, Now};
 pub(crate) use node::{AfterEntry, AfterRun, Loc, Node, NodeRef};
