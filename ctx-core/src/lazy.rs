@@ -66,9 +66,8 @@ use tokio::time::{Duration, Instant};
 
 use crate::context::Context;
 use crate::error::Error;
-use crate::handle::release;
 use crate::sync::{Arc, AtomicPtr, Ordering};
-use crate::tree::{Loc, Node, NodeRef, Now};
+use crate::tree::{Loc, Node, NodeRef, Now, release};
 
 /// The low bit of a lazy [`Link`]. A node pointer never has it: `Node`'s alignment is at least 8
 /// (it holds an `Instant` and an `Arc`), and so is `LazyState`'s.

@@ -81,3 +81,4 @@ mod walk;
 
 pub(crate) use clock::{Clock, Now};
 pub(crate) use node::{AfterEntry, AfterRun, Loc, Node, NodeRef};
+pub(crate) use walk::release;

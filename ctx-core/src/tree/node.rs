@@ -34,7 +34,7 @@ pub(crate) struct Node {
     /// [`SETTLED`]; written only under `shared`'s lock.
     pub(super) state: AtomicU8,
     /// An after-func was registered: ending this node may run user code, so it must not be
-    /// skipped even when nobody else holds the node (see `CancelHandle`'s `Drop`).
+    /// skipped even when nobody else holds the node (see `release`).
     pub(super) has_afters: AtomicBool,
     /// A lazy child (`crate::lazy`) with a deadline of its own may need to know when this node
     /// was cancelled: its end records the clock reading (`Extra::cancelled_at`). Set only while
@@ -308,7 +308,7 @@ impl Node {
     /// Whether ending this node can be skipped when the caller holds its only reference: no
     /// after-func was ever registered (waiters, children and parents all hold references).
     #[inline]
-    pub(crate) fn end_unobservable(&self) -> bool {
+    pub(super) fn end_unobservable(&self) -> bool {
         !self.has_afters.load(Ordering::Relaxed)
     }
 

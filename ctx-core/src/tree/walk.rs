@@ -72,6 +72,21 @@ impl Drop for Walk {
     }
 }
 
+/// What the owner of a node's end does when it lets go (a dropped
+/// [`CancelHandle`](crate::CancelHandle), or a lazy child going out of scope): cancels the node,
+/// Go's deferred `cancel()`.
+pub(crate) fn release(node: &Arc<Node>) {
+    // The only owner of the node: no context, `Done`, `AfterFunc` handle, child or parent list
+    // refers to it, and no after-func was registered, so nobody can ever observe how it ends.
+    // Freeing it is the whole job (no lock, no clock reading). Nobody can gain a new reference
+    // meanwhile: every reference is made from an existing one, and there are no weak ones. (A
+    // registered after-func holds no reference, hence the extra check.)
+    if Arc::strong_count(node) == 1 && node.end_unobservable() {
+        return;
+    }
+    node.cancel(None, None);
+}
+
 impl Node {
     /// The handle's cancel: ends the node and its subtree with `Canceled` and `cause`, unless it
     /// has already ended or its deadline has already passed (then it ends by the deadline).
