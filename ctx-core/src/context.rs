@@ -9,7 +9,7 @@ use crate::after_func::AfterFunc;
 use crate::done::{Done, Run};
 use crate::error::{Cause, Error};
 use crate::handle::CancelHandle;
-use crate::lazy::{Link, Target};
+use crate::link::{Link, Target};
 use crate::origin::Origin;
 use crate::tree::{Clock, Loc, Node, Now};
 use crate::values::{self, Values};

@@ -1,5 +1,4 @@
-//! What a [`Context`] refers to ([`Link`]), and the lazily made child of a `#[cancellable]` call
-//! ([`Lazy`]).
+//! The lazily made child of a `#[cancellable]` call ([`Lazy`]).
 //!
 //! # The lazy child
 //!
@@ -66,97 +65,9 @@ use tokio::time::{Duration, Instant};
 
 use crate::context::Context;
 use crate::error::Error;
+use crate::link::{Link, Target};
 use crate::sync::{Arc, AtomicPtr, Ordering};
 use crate::tree::{Loc, Node, NodeRef, Now, release};
-
-/// The low bit of a lazy [`Link`]. A node pointer never has it: `Node`'s alignment is at least 8
-/// (it holds an `Instant` and an `Arc`), and so is `LazyState`'s.
-const LAZY: usize = 1;
-
-const _: () = assert!(align_of::<Node>() > LAZY && align_of::<LazyState>() > LAZY);
-
-/// What a [`Context`] refers to, in one pointer: nothing (`background()`, `without_cancel()`),
-/// a node it holds a strong reference to (a pointer from `Arc::into_raw`), or a lazy child's
-/// state (tagged with [`LAZY`]; holds nothing).
-pub(crate) struct Link(*const ());
-
-/// A [`Link`], decoded.
-pub(crate) enum Target<'a> {
-    Background,
-    Node(NodeRef<'a>),
-    Lazy(&'a LazyState),
-}
-
-// SAFETY: a `Link` is an `Arc<Node>` (`Send + Sync`, as `Node` is), nothing, or a pointer to a
-// `LazyState`, whose fields are read-only after construction but for an atomic pointer, and
-// which is reached only while the `Lazy` holding it is borrowed (see the module's docs).
-unsafe impl Send for Link {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for Link {}
-
-impl Link {
-    /// Refers to nothing: `background()`.
-    pub(crate) const NONE: Link = Link(ptr::null());
-
-    /// Holds `node`'s strong reference.
-    #[inline]
-    pub(crate) fn from_arc(node: Arc<Node>) -> Link {
-        Link(Arc::into_raw(node).cast())
-    }
-
-    fn lazy(state: &LazyState) -> Link {
-        Link(
-            ptr::from_ref(state)
-                .cast::<()>()
-                .map_addr(|addr| addr | LAZY),
-        )
-    }
-
-    #[inline(always)]
-    pub(crate) fn target(&self) -> Target<'_> {
-        if self.0.addr() & LAZY != 0 {
-            let state = self.0.map_addr(|addr| addr & !LAZY).cast::<LazyState>();
-            // SAFETY: a tagged pointer points into the pinned `Lazy` whose `Context` holds this
-            // link, and that `Context` is only ever borrowed from the `Lazy` (module docs).
-            Target::Lazy(unsafe { &*state })
-        } else if self.0.is_null() {
-            Target::Background
-        } else {
-            // SAFETY: an untagged pointer that is not null came from `Arc::into_raw`, and this
-            // link holds its reference until it is dropped, after this borrow.
-            Target::Node(unsafe { NodeRef::new_unchecked(self.0.cast()) })
-        }
-    }
-
-    /// The node, made first if the link is a lazy child's.
-    #[inline]
-    pub(crate) fn node(&self) -> Option<NodeRef<'_>> {
-        match self.target() {
-            Target::Background => None,
-            Target::Node(node) => Some(node),
-            Target::Lazy(lazy) => Some(lazy.node(Now::default())),
-        }
-    }
-
-    /// A link of an ordinary `Context` to the same node (made first if this is a lazy child's).
-    #[inline]
-    pub(crate) fn to_owned(&self) -> Link {
-        match self.node() {
-            Some(node) => Link::from_arc(node.to_arc()),
-            None => Link::NONE,
-        }
-    }
-}
-
-impl Drop for Link {
-    #[inline]
-    fn drop(&mut self) {
-        if let Target::Node(node) = self.target() {
-            // SAFETY: the strong reference this link holds, given back once.
-            drop(unsafe { Arc::from_raw(node.as_ptr()) });
-        }
-    }
-}
 
 /// The state of a lazy child: everything its checks need, and the node once it is made.
 pub(crate) struct LazyState {
@@ -477,22 +388,5 @@ fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_context_is_still_a_node_pointer_and_the_values() {
-        // The link is one pointer, as `Option<Arc<Node>>` was; the values are a fat pointer.
-        assert_eq!(size_of::<Link>(), size_of::<usize>());
-        assert_eq!(size_of::<Context>(), 3 * size_of::<usize>());
-        println!(
-            "Lazy: {} bytes (its state: {})",
-            size_of::<Lazy<'_>>(),
-            size_of::<LazyState>()
-        );
     }
 }

@@ -153,6 +153,7 @@ mod group;
 mod handle;
 mod into_error;
 mod lazy;
+mod link;
 mod origin;
 mod sync;
 mod tree;
