@@ -9,7 +9,7 @@ use crate::after_func::AfterFunc;
 use crate::done::{Done, Run};
 use crate::error::{Cause, Error};
 use crate::handle::CancelHandle;
-use crate::link::{Link, Target};
+use crate::link::Link;
 use crate::origin::Origin;
 use crate::tree::{Clock, Loc, Node, Now};
 use crate::values::{self, Values};
@@ -61,19 +61,6 @@ impl Context {
     /// ```
     pub const fn todo() -> Context {
         Context::background()
-    }
-
-    /// The error: with a clock reading (`Clock::Read`), or without one on the first poll of a
-    /// `race` just after the child was derived (which checked it with its own reading).
-    #[inline(always)]
-    pub(crate) fn check(&self, clock: Clock) -> Option<Error> {
-        match self.node.target() {
-            Target::Background => None,
-            Target::Node(node) if clock == Clock::Read => node.check(&mut Now::default()),
-            Target::Node(node) => node.state(),
-            Target::Lazy(lazy) if clock == Clock::Read => lazy.check(&mut Now::default()),
-            Target::Lazy(lazy) => lazy.state_at_birth(),
-        }
     }
 
     /// `origin` is the user's call (`#[track_caller]`'s location), recorded in the node.
@@ -340,7 +327,7 @@ impl Context {
     /// ```
     #[inline]
     pub fn err(&self) -> Option<Error> {
-        self.check(Clock::Read)
+        self.node.check(Clock::Read)
     }
 
     /// Why the context ended, in the words of whoever ended it. Go: `context.Cause(ctx)`.
@@ -372,11 +359,7 @@ impl Context {
     /// assert_eq!(plain.cause().unwrap().downcast_ref::<Error>(), Some(&Error::Canceled));
     /// ```
     pub fn cause(&self) -> Option<Cause> {
-        match self.node.target() {
-            Target::Background => None,
-            Target::Node(node) => node.cause(),
-            Target::Lazy(lazy) => lazy.cause(),
-        }
+        self.node.cause()
     }
 
     /// Where the context's end came from: `None` while live; then, fixed forever, the source
@@ -409,17 +392,7 @@ impl Context {
     /// # }
     /// ```
     pub fn origin(&self) -> Option<Origin> {
-        match self.node.target() {
-            Target::Background => None,
-            Target::Node(node) => {
-                node.check(&mut Now::default())?;
-                node.origin()
-            }
-            Target::Lazy(lazy) => {
-                lazy.check(&mut Now::default())?;
-                lazy.made()?.origin()
-            }
-        }
+        self.node.origin()
     }
 
     /// Whether the context has ended: `self.err().is_some()`. Go: `select { case <-ctx.Done(): }`
@@ -459,11 +432,7 @@ impl Context {
     /// ```
     #[inline]
     pub fn deadline(&self) -> Option<Instant> {
-        match self.node.target() {
-            Target::Background => None,
-            Target::Node(node) => node.deadline(),
-            Target::Lazy(lazy) => lazy.deadline(),
-        }
+        self.node.deadline()
     }
 
     /// A future that completes with the reason when the context ends. Go: `<-ctx.Done()`.
@@ -612,13 +581,8 @@ impl Default for Context {
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let err = match self.node.target() {
-            Target::Background => None,
-            Target::Node(node) => node.state(),
-            Target::Lazy(lazy) => lazy.state(),
-        };
         f.debug_struct("Context")
-            .field("err", &err)
+            .field("err", &self.node.state())
             .field("deadline", &self.deadline())
             .field("values", &values::len(self.values.as_ref()))
             .finish()

@@ -193,7 +193,7 @@ impl<F: Future> Future for Run<'_, F> {
         let ended = match this.waiter.as_ref() {
             Some(waiter) => waiter.node().check(&mut Now::default()),
             // Only the first poll of a context derived just now may skip the clock.
-            None => ctx.check(std::mem::replace(this.clock, Clock::Read)),
+            None => ctx.node.check(std::mem::replace(this.clock, Clock::Read)),
         };
         if let Some(err) = ended {
             this.fut.set(None);

@@ -170,12 +170,6 @@ impl LazyState {
         self.node(Now::default()).state()
     }
 
-    /// `Context::cause`.
-    pub(crate) fn cause(&self) -> Option<crate::Cause> {
-        self.check(&mut Now::default())?;
-        self.made()?.cause()
-    }
-
     /// The node, made first (with `now` for the checks of the derivation) if need be.
     #[inline]
     pub(crate) fn node(&self, now: Now) -> NodeRef<'_> {

@@ -3,9 +3,13 @@
 
 use std::ptr;
 
+use tokio::time::Instant;
+
+use crate::error::{Cause, Error};
 use crate::lazy::LazyState;
+use crate::origin::Origin;
 use crate::sync::Arc;
-use crate::tree::{Node, NodeRef, Now};
+use crate::tree::{Clock, Node, NodeRef, Now};
 
 /// The low bit of a lazy [`Link`]. A node pointer never has it: `Node`'s alignment is at least 8
 /// (it holds an `Instant` and an `Arc`), and so is `LazyState`'s.
@@ -82,6 +86,63 @@ impl Link {
         match self.node() {
             Some(node) => Link::from_arc(node.to_arc()),
             None => Link::NONE,
+        }
+    }
+
+    /// The error (`Context::err`): with a clock reading (`Clock::Read`), or without one on the
+    /// first poll of a `race` just after the child was derived (which checked it with its own
+    /// reading).
+    #[inline(always)]
+    pub(crate) fn check(&self, clock: Clock) -> Option<Error> {
+        match self.target() {
+            Target::Background => None,
+            Target::Node(node) if clock == Clock::Read => node.check(&mut Now::default()),
+            Target::Node(node) => node.state(),
+            Target::Lazy(lazy) if clock == Clock::Read => lazy.check(&mut Now::default()),
+            Target::Lazy(lazy) => lazy.state_at_birth(),
+        }
+    }
+
+    /// The error without reading the clock (`Debug`).
+    pub(crate) fn state(&self) -> Option<Error> {
+        match self.target() {
+            Target::Background => None,
+            Target::Node(node) => node.state(),
+            Target::Lazy(lazy) => lazy.state(),
+        }
+    }
+
+    /// The node that records the end, once checked (with a clock reading) to have ended;
+    /// `None` while live.
+    fn ended(&self) -> Option<NodeRef<'_>> {
+        let mut now = Now::default();
+        match self.target() {
+            Target::Background => None,
+            Target::Node(node) => node.check(&mut now).map(|_| node),
+            Target::Lazy(lazy) => {
+                lazy.check(&mut now)?;
+                lazy.made()
+            }
+        }
+    }
+
+    /// `Context::cause`.
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        self.ended()?.cause()
+    }
+
+    /// `Context::origin`.
+    pub(crate) fn origin(&self) -> Option<Origin> {
+        self.ended()?.origin()
+    }
+
+    /// The effective deadline (`Context::deadline`).
+    #[inline]
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.target() {
+            Target::Background => None,
+            Target::Node(node) => node.deadline(),
+            Target::Lazy(lazy) => lazy.deadline(),
         }
     }
 }
