@@ -52,6 +52,7 @@
 //! nodes, kept alive by the parent or by the `Lazy` itself) is alive while it is used. Two
 //! threads may race to make one child's node (both hold `&Context`; `LazyState::install`); a
 //! making racing the `Lazy`'s drop cannot happen, as the drop needs the borrow to have ended.
+//! These are invariants 11 and 12 of `crate::tree`, which the `SAFETY:` comments cite.
 
 use std::fmt;
 use std::marker::{PhantomData, PhantomPinned};
@@ -95,38 +96,40 @@ pub(crate) struct LazyState {
 }
 
 // SAFETY: the pointers stand for `&Context` and `&Node` (both `Sync`, so the references are
-// `Send` and `Sync`), alive as the module docs say; the only field written after construction
+// `Send` and `Sync`), alive as invariant 12 says; the only field written after construction
 // is an atomic.
 unsafe impl Send for LazyState {}
-// SAFETY: as for `Send`.
+// SAFETY: as for `Send` (invariant 12).
 unsafe impl Sync for LazyState {}
 
 impl LazyState {
     #[inline]
     fn parent(&self) -> &Context {
-        // SAFETY: the parent is borrowed by the `Lazy` holding this state for longer than the
-        // state can be reached (module docs).
+        // SAFETY: invariant 12: the parent is borrowed by the `Lazy` holding this state for
+        // longer than the state can be reached.
         unsafe { &*self.parent }
     }
 
     #[inline]
     fn anchor(&self) -> Option<NodeRef<'_>> {
-        // SAFETY: the anchor is the node of the parent (or of an ancestor), or of the `Lazy` of
-        // an ancestor: it outlives this state, and its pointer came from `Arc::into_raw`.
+        // SAFETY: invariants 9 and 12: the anchor is the node of the parent (or of an ancestor),
+        // or of the `Lazy` of an ancestor: it outlives this state, and its pointer came from
+        // `Arc::into_raw`.
         unsafe { NodeRef::from_raw(self.anchor) }
     }
 
     #[inline]
     fn root(&self) -> Option<NodeRef<'_>> {
-        // SAFETY: the node of the parent or of an ancestor, as for `anchor`.
+        // SAFETY: invariants 9 and 12: the node of the parent or of an ancestor, as for
+        // `anchor`.
         unsafe { NodeRef::from_raw(self.root) }
     }
 
     /// The node, if it has been made.
     #[inline]
     pub(crate) fn made(&self) -> Option<NodeRef<'_>> {
-        // SAFETY: set once, from `Arc::into_raw`; the `Lazy` gives its reference up only when
-        // it is dropped, after every borrow of this state.
+        // SAFETY: invariants 9 and 12: set once, from `Arc::into_raw`; the `Lazy` gives its
+        // reference up only when it is dropped, after every borrow of this state.
         unsafe { NodeRef::from_raw(self.node.load(Ordering::Acquire)) }
     }
 
@@ -219,17 +222,19 @@ impl LazyState {
             .compare_exchange(ptr::null_mut(), mine, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {
-                // SAFETY: from `Arc::into_raw` just now; its reference is the `Lazy`'s from now
-                // on, given up only when the `Lazy` is dropped.
+                // SAFETY: invariants 9 and 12: from `Arc::into_raw` just now; its reference is the
+                // `Lazy`'s from now on, given up only when the `Lazy` is dropped.
                 unsafe { NodeRef::from_raw(mine) }
             }
             Err(theirs) => {
-                // SAFETY: `mine` was not installed, so its reference is still ours to give back.
+                // SAFETY: invariant 12 (only an installed node's reference is the `Lazy`'s): `mine`
+                // was not installed, so its reference is still ours to give back.
                 let mine = unsafe { Arc::from_raw(mine) };
                 // Nobody saw it, but it may be in its parent's list: end it like a handle does.
                 release(&mine);
                 drop(mine);
-                // SAFETY: the winner's node, installed from `Arc::into_raw` (as in `made`).
+                // SAFETY: invariants 9 and 12: the winner's node, installed from `Arc::into_raw`
+                // (as in `made`).
                 unsafe { NodeRef::from_raw(theirs) }
             }
         }
@@ -333,8 +338,9 @@ impl<'a> Lazy<'a> {
             },
             ctx: ManuallyDrop::new(Context {
                 node: Link::NONE,
-                // SAFETY: a copy of the parent's values without a reference count of its own:
-                // `ctx` is never dropped, and the parent (and so its values) outlives it.
+                // SAFETY: invariant 12: a copy of the parent's values without a reference count
+                // of its own: `ctx` is never dropped, and the parent (and so its values) outlives
+                // it.
                 values: unsafe { ptr::read(&parent.values) },
             }),
             _parent: PhantomData,
@@ -345,9 +351,9 @@ impl<'a> Lazy<'a> {
     /// The child, as the `ctx` of the body.
     #[inline]
     pub fn context(self: Pin<&mut Self>) -> &Context {
-        // SAFETY: nothing is moved out of the pinned value; `ctx`'s link is pointed at `state`,
-        // which stays where it is until the `Lazy` is dropped (it is pinned), and the returned
-        // borrow ends before that.
+        // SAFETY: invariants 10 and 11: nothing is moved out of the pinned value; `ctx`'s link
+        // is pointed at `state`, which stays where it is until the `Lazy` is dropped (it is
+        // pinned), and the returned borrow ends before that.
         let this = unsafe { self.get_unchecked_mut() };
         this.ctx.node = Link::lazy(&this.state);
         &this.ctx
@@ -359,8 +365,8 @@ impl Drop for Lazy<'_> {
     fn drop(&mut self) {
         let node = self.state.node.load(Ordering::Acquire);
         if !node.is_null() {
-            // SAFETY: installed once from `Arc::into_raw`; this is the `Lazy`'s reference, and
-            // no borrow of the child is left (`&mut self`).
+            // SAFETY: invariant 12: installed once from `Arc::into_raw`; this is the `Lazy`'s
+            // reference, and no borrow of the child is left (`&mut self`).
             let node = unsafe { Arc::from_raw(node) };
             release(&node);
         }

@@ -29,11 +29,11 @@ pub(crate) enum Target<'a> {
     Lazy(&'a LazyState),
 }
 
-// SAFETY: a `Link` is an `Arc<Node>` (`Send + Sync`, as `Node` is), nothing, or a pointer to a
-// `LazyState`, whose fields are read-only after construction but for an atomic pointer, and
-// which is reached only while the `Lazy` holding it is borrowed (see the module's docs).
+// SAFETY: invariants 10 and 11: a `Link` is an `Arc<Node>` (`Send + Sync`, as `Node` is),
+// nothing, or a pointer to a `LazyState` (`Sync`, see its impl), reached only while the `Lazy`
+// holding it is borrowed.
 unsafe impl Send for Link {}
-// SAFETY: as for `Send`.
+// SAFETY: as for `Send` (invariants 10 and 11).
 unsafe impl Sync for Link {}
 
 impl Link {
@@ -58,14 +58,15 @@ impl Link {
     pub(crate) fn target(&self) -> Target<'_> {
         if self.0.addr() & LAZY != 0 {
             let state = self.0.map_addr(|addr| addr & !LAZY).cast::<LazyState>();
-            // SAFETY: a tagged pointer points into the pinned `Lazy` whose `Context` holds this
-            // link, and that `Context` is only ever borrowed from the `Lazy` (module docs).
+            // SAFETY: invariants 10 and 11: a tagged pointer points into the pinned `Lazy` whose
+            // `Context` holds this link, and that `Context` is only ever borrowed from the `Lazy`.
             Target::Lazy(unsafe { &*state })
         } else if self.0.is_null() {
             Target::Background
         } else {
-            // SAFETY: an untagged pointer that is not null came from `Arc::into_raw`, and this
-            // link holds its reference until it is dropped, after this borrow.
+            // SAFETY: invariants 9 and 10: an untagged pointer that is not null came from
+            // `Arc::into_raw`, and this link holds its reference until it is dropped, after this
+            // borrow.
             Target::Node(unsafe { NodeRef::new_unchecked(self.0.cast()) })
         }
     }
@@ -151,7 +152,7 @@ impl Drop for Link {
     #[inline]
     fn drop(&mut self) {
         if let Target::Node(node) = self.target() {
-            // SAFETY: the strong reference this link holds, given back once.
+            // SAFETY: invariant 10: the strong reference this link holds, given back once.
             drop(unsafe { Arc::from_raw(node.as_ptr()) });
         }
     }

@@ -4,6 +4,9 @@
 //!
 //! # Invariants
 //!
+//! Every `unsafe` block of the crate names, in its `SAFETY:` comment, the invariants below that
+//! it relies on (7 and 9 to 12 are those of the pointers).
+//!
 //! 1. `Node::state` goes from [`LIVE`] to an ended state exactly once, under the node's own lock,
 //!    in the same critical section that records the cause and takes out the children, the
 //!    waiters and the after-funcs. Anyone who sees the node live under its lock may therefore
@@ -27,6 +30,27 @@
 //! 8. `watched` is set only under the node's lock while it is live, and never cleared: an end
 //!    (which holds the lock) that cancels a watched node records its clock reading, which the
 //!    lazy children below it use (`derive_lazy`).
+//! 9. A [`NodeRef<'a>`](NodeRef) is made only from null or from the pointer of an `Arc<Node>`
+//!    (`Arc::into_raw`'s, with the provenance of the whole allocation, counts included) whose
+//!    strong reference somebody keeps for all of `'a`: a `Link`, a lazy child's state, or an
+//!    `Arc<Node>` borrowed for `'a`. So the node is alive for `'a`, and (by 7) the pointer can
+//!    make new references.
+//! 10. A `Link` (`crate::link`) is null (`background()`), or an untagged pointer from
+//!     `Arc::into_raw` whose strong reference the link holds until it is dropped, or a pointer
+//!     tagged in its low bit (which no node's or lazy state's pointer has: their alignment, checked
+//!     at compile time, is more than 1) to the `LazyState` of a pinned `Lazy` (`crate::lazy`),
+//!     holding no reference.
+//! 11. A tagged `Link` lives only in the `Context` inside the `Lazy` whose state it points at, and
+//!     that `Context` is reachable only as a `&Context` borrowed from the pinned `Lazy`
+//!     (`Lazy::context`): it cannot be moved out (a clone makes the node and returns an ordinary
+//!     `Context`), and the borrow ends before the `Lazy` can move or drop. So neither a tagged link
+//!     nor a borrow of a `LazyState` made through one outlives its `Lazy`, which stays where it is
+//!     meanwhile.
+//! 12. While a `LazyState` can be reached (11), what its pointers point at is alive: its parent
+//!     `Context`, borrowed by the `Lazy` for `'a` (and so the parent's values); its anchor and
+//!     root, nodes of the parent or of an ancestor (or of an ancestor's `Lazy`), which outlive it;
+//!     and its node once made, installed once from `Arc::into_raw`, whose reference the `Lazy`
+//!     holds until its `Drop`, when no borrow of the child is left.
 //!
 //! # Deadlines
 //!

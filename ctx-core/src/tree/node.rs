@@ -103,7 +103,7 @@ impl<'a> NodeRef<'a> {
     /// # Safety
     ///
     /// `ptr` is null or came from `Arc::into_raw` of an `Arc<Node>`, and that reference is not
-    /// given up during `'a`.
+    /// given up during `'a` (invariant 9 of `tree`).
     #[inline]
     pub(crate) unsafe fn from_raw(ptr: *const Node) -> Option<NodeRef<'a>> {
         NonNull::new(ptr.cast_mut()).map(|ptr| NodeRef {
@@ -118,7 +118,7 @@ impl<'a> NodeRef<'a> {
     #[inline(always)]
     pub(crate) unsafe fn new_unchecked(ptr: *const Node) -> NodeRef<'a> {
         NodeRef {
-            // SAFETY: not null (the caller's word).
+            // SAFETY: not null, as the caller promises (`# Safety`); the rest is invariant 9.
             ptr: unsafe { NonNull::new_unchecked(ptr.cast_mut()) },
             _node: PhantomData,
         }
@@ -126,7 +126,7 @@ impl<'a> NodeRef<'a> {
 
     #[inline]
     pub(crate) fn get(self) -> &'a Node {
-        // SAFETY: `from_raw`'s contract: the node is alive for `'a`.
+        // SAFETY: invariant 9 (`from_raw`'s contract): the node is alive for `'a`.
         unsafe { self.ptr.as_ref() }
     }
 
@@ -139,9 +139,9 @@ impl<'a> NodeRef<'a> {
     /// A new strong reference to the node.
     #[inline]
     pub(crate) fn to_arc(self) -> Arc<Node> {
-        // SAFETY: the pointer came from `Arc::into_raw` and its reference is alive (`from_raw`'s
-        // contract), so the count is at least 1 while it is incremented, and the new count is
-        // the one the returned `Arc` gives back.
+        // SAFETY: invariants 7 and 9: the pointer came from `Arc::into_raw` and its reference is
+        // alive (`from_raw`'s contract), so the count is at least 1 while it is incremented, and
+        // the new count is the one the returned `Arc` gives back.
         unsafe {
             Arc::increment_strong_count(self.as_ptr());
             Arc::from_raw(self.as_ptr())
