@@ -61,7 +61,7 @@ impl<N: Deref<Target = Node>> Waiter<N> {
     }
 
     /// Takes this waiter out of the node's waiters, if it is still in them. Once the node has
-    /// ended, its waiters were all taken out by the end (invariant 1 of `tree.rs`), so there is
+    /// ended, its waiters were all taken out by the end (invariant 1 of `tree`), so there is
     /// nothing to remove and no lock to take: a fan-out of woken waiters does not lock each
     /// node a second time.
     fn forget_key(&mut self) {

@@ -17,9 +17,9 @@ const LAZY: usize = 1;
 
 const _: () = assert!(align_of::<Node>() > LAZY && align_of::<LazyState>() > LAZY);
 
-/// What a [`Context`](crate::Context) refers to, in one pointer: nothing (`background()`, `without_cancel()`),
-/// a node it holds a strong reference to (a pointer from `Arc::into_raw`), or a lazy child's
-/// state (tagged with [`LAZY`]; holds nothing).
+/// What a [`Context`](crate::Context) refers to, in one pointer: nothing (`background()`,
+/// `without_cancel()`), a node it holds a strong reference to (a pointer from `Arc::into_raw`),
+/// or a lazy child's state (tagged with [`LAZY`]; holds nothing). See invariant 10 of `tree`.
 pub(crate) struct Link(*const ());
 
 /// A [`Link`], decoded.

@@ -2,6 +2,12 @@
 //! `with_timeout`. Contexts made by `with_value` and `without_cancel` share their nearest node
 //! (or have none), so they cost no node of their own.
 //!
+//! The files: `node.rs`, what a node holds and how it is made (`derive`, `merge`), read
+//! (`check`, `cause`, `origin`) and registered with (waiters, after-funcs); `walk.rs`, how it
+//! ends (`cancel`, a passed deadline's `expire`, the subtree walk, and `release`, the
+//! cancel-on-drop shortcut); `state.rs`, the state byte and its codes; `clock.rs`, the one clock
+//! reading of an operation (`Now`) and whether a check takes one (`Clock`).
+//!
 //! # Invariants
 //!
 //! Every `unsafe` block of the crate names, in its `SAFETY:` comment, the invariants below that

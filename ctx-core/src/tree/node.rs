@@ -24,9 +24,9 @@ pub(crate) type Loc = &'static Location<'static>;
 /// A merged node's second parent and its key in that parent's `Extra::merged`.
 pub(super) type Second = (Arc<Node>, usize);
 
-/// The node owns its deadline (see "Deadlines" in the module docs).
+/// The node owns its deadline (see "Deadlines" in the docs of `tree`).
 pub(super) const OWNS_DEADLINE: u8 = 1;
-/// The node was made by `merge`: it has a second parent (see "Merged nodes").
+/// The node was made by `merge`: it has a second parent (see "Merged nodes" in the docs of `tree`).
 pub(super) const MERGED: u8 = 2;
 
 pub(crate) struct Node {
