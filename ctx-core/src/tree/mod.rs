@@ -112,3 +112,9 @@ mod walk;
 pub(crate) use clock::{Clock, Now};
 pub(crate) use node::{AfterEntry, AfterRun, Loc, Node, NodeRef};
 pub(crate) use walk::release;
+
+// Named by the docs above.
+#[cfg(doc)]
+use node::MERGED;
+#[cfg(doc)]
+use state::{LIVE, SETTLED};

@@ -11,6 +11,8 @@ use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use super::clock::Now;
+#[cfg(doc)]
+use super::state::CANCELED;
 use super::state::{DEADLINE, DROPPED, HOW, LIVE, REASON, SETTLED};
 use crate::error::{Cause, Error};
 use crate::origin::{Origin, OriginKind};
