@@ -9,9 +9,9 @@ use crate::after_func::AfterFunc;
 use crate::done::{Done, Run};
 use crate::error::{Cause, Error};
 use crate::handle::CancelHandle;
-use crate::lazy::{Link, Target};
+use crate::link::Link;
 use crate::origin::Origin;
-use crate::tree::{Loc, Node, Now};
+use crate::tree::{Clock, Loc, Node, Now};
 use crate::values::{self, Values};
 
 /// Cancellation, a deadline and request-scoped values, passed from a caller to everything it
@@ -61,19 +61,6 @@ impl Context {
     /// ```
     pub const fn todo() -> Context {
         Context::background()
-    }
-
-    /// The error: with a clock reading (`check_clock`), or without one on the first poll of a
-    /// `race` just after the child was derived (which checked it with its own reading).
-    #[inline(always)]
-    pub(crate) fn check(&self, check_clock: bool) -> Option<Error> {
-        match self.node.target() {
-            Target::Background => None,
-            Target::Node(node) if check_clock => node.check(&mut Now::default()),
-            Target::Node(node) => node.state(),
-            Target::Lazy(lazy) if check_clock => lazy.check(&mut Now::default()),
-            Target::Lazy(lazy) => lazy.state_at_birth(),
-        }
     }
 
     /// `origin` is the user's call (`#[track_caller]`'s location), recorded in the node.
@@ -375,7 +362,7 @@ impl Context {
     /// ```
     #[inline]
     pub fn err(&self) -> Option<Error> {
-        self.check(true)
+        self.node.check(Clock::Read)
     }
 
     /// Why the context ended, in the words of whoever ended it. Go: `context.Cause(ctx)`.
@@ -407,11 +394,7 @@ impl Context {
     /// assert_eq!(plain.cause().unwrap().downcast_ref::<Error>(), Some(&Error::Canceled));
     /// ```
     pub fn cause(&self) -> Option<Cause> {
-        match self.node.target() {
-            Target::Background => None,
-            Target::Node(node) => node.cause(),
-            Target::Lazy(lazy) => lazy.cause(),
-        }
+        self.node.cause()
     }
 
     /// Where the context's end came from: `None` while live; then, fixed forever, the source
@@ -444,17 +427,7 @@ impl Context {
     /// # }
     /// ```
     pub fn origin(&self) -> Option<Origin> {
-        match self.node.target() {
-            Target::Background => None,
-            Target::Node(node) => {
-                node.check(&mut Now::default())?;
-                node.origin()
-            }
-            Target::Lazy(lazy) => {
-                lazy.check(&mut Now::default())?;
-                lazy.made()?.origin()
-            }
-        }
+        self.node.origin()
     }
 
     /// Whether the context has ended: `self.err().is_some()`. Go: `select { case <-ctx.Done(): }`
@@ -494,11 +467,7 @@ impl Context {
     /// ```
     #[inline]
     pub fn deadline(&self) -> Option<Instant> {
-        match self.node.target() {
-            Target::Background => None,
-            Target::Node(node) => node.deadline(),
-            Target::Lazy(lazy) => lazy.deadline(),
-        }
+        self.node.deadline()
     }
 
     /// The time left until [`deadline()`](Self::deadline): `None` when the chain has no
@@ -618,7 +587,7 @@ impl Context {
     /// # }
     /// ```
     pub fn run<F: IntoFuture>(&self, fut: F) -> Run<'_, F::IntoFuture> {
-        crate::done::run(self, fut, true)
+        crate::done::run(self, fut, Clock::Read)
     }
 
     /// Spawns `fut` on the current tokio runtime, run under a clone of this context as
@@ -712,13 +681,8 @@ impl Default for Context {
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let err = match self.node.target() {
-            Target::Background => None,
-            Target::Node(node) => node.state(),
-            Target::Lazy(lazy) => lazy.state(),
-        };
         f.debug_struct("Context")
-            .field("err", &err)
+            .field("err", &self.node.state())
             .field("deadline", &self.deadline())
             .field("values", &values::len(self.values.as_ref()))
             .finish()

@@ -10,7 +10,7 @@ use tokio::time::{Duration, Instant, Sleep};
 use crate::Context;
 use crate::error::Error;
 use crate::sync::Arc;
-use crate::tree::{Node, Now};
+use crate::tree::{Clock, Node, Now};
 
 /// How far ahead a deadline timer is set at most: about 30 years, as tokio's own far future.
 /// A timer for a later deadline fires there and is set again.
@@ -54,11 +54,10 @@ impl<N: Deref<Target = Node>> Waiter<N> {
     }
 
     /// Polls for the end of the node. Cancel safe; may be polled again after it is ready.
-    pub(crate) fn poll_end(&mut self, cx: &mut TaskContext<'_>, check_clock: bool) -> Poll<Error> {
-        let ended = if check_clock {
-            self.node.check(&mut Now::default())
-        } else {
-            self.node.state()
+    pub(crate) fn poll_end(&mut self, cx: &mut TaskContext<'_>, clock: Clock) -> Poll<Error> {
+        let ended = match clock {
+            Clock::Read => self.node.check(&mut Now::default()),
+            Clock::Skip => self.node.state(),
         };
         if let Some(err) = ended.or_else(|| self.node.register_waiter(&mut self.key, cx.waker())) {
             self.release();
@@ -102,7 +101,7 @@ impl<N: Deref<Target = Node>> Waiter<N> {
     }
 
     /// Takes this waiter out of the node's waiters, if it is still in them. Once the node has
-    /// ended, its waiters were all taken out by the end (invariant 1 of `tree.rs`), so there is
+    /// ended, its waiters were all taken out by the end (invariant 1 of `tree`), so there is
     /// nothing to remove and no lock to take: a fan-out of woken waiters does not lock each
     /// node a second time.
     fn forget_key(&mut self) {
@@ -166,7 +165,7 @@ impl Future for Done {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
         match self.waiter.as_mut() {
-            Some(waiter) => waiter.poll_end(cx, true),
+            Some(waiter) => waiter.poll_end(cx, Clock::Read),
             // A context that can never end (background, `without_cancel`).
             None => Poll::Pending,
         }
@@ -207,17 +206,17 @@ pin_project! {
         // Registered on the first poll where `fut` is pending (a lazy child's node is made
         // then): a future that completes in its first poll registers nothing.
         waiter: Option<Waiter<&'a Node>>,
-        check_clock: bool,
+        clock: Clock,
     }
 }
 
 impl<'a, F: Future> Run<'a, F> {
-    pub(crate) fn new(ctx: &'a Context, fut: F, check_clock: bool) -> Self {
+    pub(crate) fn new(ctx: &'a Context, fut: F, clock: Clock) -> Self {
         Run {
             fut: Some(fut),
             ctx,
             waiter: None,
-            check_clock,
+            clock,
         }
     }
 }
@@ -234,7 +233,7 @@ impl<F: Future> Future for Run<'_, F> {
         let ended = match this.waiter.as_ref() {
             Some(waiter) => waiter.node().check(&mut Now::default()),
             // Only the first poll of a context derived just now may skip the clock.
-            None => ctx.check(std::mem::replace(this.check_clock, true)),
+            None => ctx.node.check(std::mem::replace(this.clock, Clock::Read)),
         };
         if let Some(err) = ended {
             this.fut.set(None);
@@ -259,7 +258,7 @@ impl<F: Future> Future for Run<'_, F> {
                 None => return Poll::Pending,
             },
         };
-        let err = ready!(waiter.poll_end(cx, false));
+        let err = ready!(waiter.poll_end(cx, Clock::Skip));
         this.fut.set(None);
         this.waiter.take();
         Poll::Ready(Err(err))
@@ -275,10 +274,6 @@ impl<F> fmt::Debug for Run<'_, F> {
 }
 
 /// `IntoFuture` lets callers pass `async` blocks and anything else that turns into a future.
-pub(crate) fn run<F: IntoFuture>(
-    ctx: &Context,
-    fut: F,
-    check_clock: bool,
-) -> Run<'_, F::IntoFuture> {
-    Run::new(ctx, fut.into_future(), check_clock)
+pub(crate) fn run<F: IntoFuture>(ctx: &Context, fut: F, clock: Clock) -> Run<'_, F::IntoFuture> {
+    Run::new(ctx, fut.into_future(), clock)
 }

@@ -3,7 +3,7 @@ use std::panic::Location;
 
 use crate::error::Cause;
 use crate::sync::Arc;
-use crate::tree::Node;
+use crate::tree::{Node, release};
 
 /// Cancels the context it came with, and every context derived from it. Dropping it cancels too.
 ///
@@ -82,20 +82,6 @@ impl Drop for CancelHandle {
     fn drop(&mut self) {
         release(&self.node);
     }
-}
-
-/// What the owner of a node's end does when it lets go (a dropped [`CancelHandle`], or a lazy
-/// child going out of scope): cancels the node, Go's deferred `cancel()`.
-pub(crate) fn release(node: &Arc<Node>) {
-    // The only owner of the node: no context, `Done`, `AfterFunc` handle, child or parent list
-    // refers to it, and no after-func was registered, so nobody can ever observe how it ends.
-    // Freeing it is the whole job (no lock, no clock reading). Nobody can gain a new reference
-    // meanwhile: every reference is made from an existing one, and there are no weak ones. (A
-    // registered after-func holds no reference, hence the extra check.)
-    if Arc::strong_count(node) == 1 && node.end_unobservable() {
-        return;
-    }
-    node.cancel(None, None);
 }
 
 impl fmt::Debug for CancelHandle {

@@ -1,5 +1,4 @@
-//! What a [`Context`] refers to ([`Link`]), and the lazily made child of a `#[cancellable]` call
-//! ([`Lazy`]).
+//! The lazily made child of a `#[cancellable]` call ([`Lazy`]).
 //!
 //! # The lazy child
 //!
@@ -53,6 +52,7 @@
 //! nodes, kept alive by the parent or by the `Lazy` itself) is alive while it is used. Two
 //! threads may race to make one child's node (both hold `&Context`; `LazyState::install`); a
 //! making racing the `Lazy`'s drop cannot happen, as the drop needs the borrow to have ended.
+//! These are invariants 11 and 12 of `crate::tree`, which the `SAFETY:` comments cite.
 
 use std::fmt;
 use std::marker::{PhantomData, PhantomPinned};
@@ -66,98 +66,9 @@ use tokio::time::{Duration, Instant};
 
 use crate::context::Context;
 use crate::error::Error;
-use crate::handle::release;
+use crate::link::{Link, Target};
 use crate::sync::{Arc, AtomicPtr, Ordering};
-use crate::tree::{Loc, Node, NodeRef, Now};
-
-/// The low bit of a lazy [`Link`]. A node pointer never has it: `Node`'s alignment is at least 8
-/// (it holds an `Instant` and an `Arc`), and so is `LazyState`'s.
-const LAZY: usize = 1;
-
-const _: () = assert!(align_of::<Node>() > LAZY && align_of::<LazyState>() > LAZY);
-
-/// What a [`Context`] refers to, in one pointer: nothing (`background()`, `without_cancel()`),
-/// a node it holds a strong reference to (a pointer from `Arc::into_raw`), or a lazy child's
-/// state (tagged with [`LAZY`]; holds nothing).
-pub(crate) struct Link(*const ());
-
-/// A [`Link`], decoded.
-pub(crate) enum Target<'a> {
-    Background,
-    Node(NodeRef<'a>),
-    Lazy(&'a LazyState),
-}
-
-// SAFETY: a `Link` is an `Arc<Node>` (`Send + Sync`, as `Node` is), nothing, or a pointer to a
-// `LazyState`, whose fields are read-only after construction but for an atomic pointer, and
-// which is reached only while the `Lazy` holding it is borrowed (see the module's docs).
-unsafe impl Send for Link {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for Link {}
-
-impl Link {
-    /// Refers to nothing: `background()`.
-    pub(crate) const NONE: Link = Link(ptr::null());
-
-    /// Holds `node`'s strong reference.
-    #[inline]
-    pub(crate) fn from_arc(node: Arc<Node>) -> Link {
-        Link(Arc::into_raw(node).cast())
-    }
-
-    fn lazy(state: &LazyState) -> Link {
-        Link(
-            ptr::from_ref(state)
-                .cast::<()>()
-                .map_addr(|addr| addr | LAZY),
-        )
-    }
-
-    #[inline(always)]
-    pub(crate) fn target(&self) -> Target<'_> {
-        if self.0.addr() & LAZY != 0 {
-            let state = self.0.map_addr(|addr| addr & !LAZY).cast::<LazyState>();
-            // SAFETY: a tagged pointer points into the pinned `Lazy` whose `Context` holds this
-            // link, and that `Context` is only ever borrowed from the `Lazy` (module docs).
-            Target::Lazy(unsafe { &*state })
-        } else if self.0.is_null() {
-            Target::Background
-        } else {
-            // SAFETY: an untagged pointer that is not null came from `Arc::into_raw`, and this
-            // link holds its reference until it is dropped, after this borrow.
-            Target::Node(unsafe { NodeRef::new_unchecked(self.0.cast()) })
-        }
-    }
-
-    /// The node, made first if the link is a lazy child's.
-    #[inline]
-    pub(crate) fn node(&self) -> Option<NodeRef<'_>> {
-        match self.target() {
-            Target::Background => None,
-            Target::Node(node) => Some(node),
-            Target::Lazy(lazy) => Some(lazy.node(Now::default())),
-        }
-    }
-
-    /// A link of an ordinary `Context` to the same node (made first if this is a lazy child's).
-    #[inline]
-    pub(crate) fn to_owned(&self) -> Link {
-        match self.node() {
-            Some(node) => Link::from_arc(node.to_arc()),
-            None => Link::NONE,
-        }
-    }
-}
-
-impl Drop for Link {
-    #[inline]
-    fn drop(&mut self) {
-        if let Target::Node(node) = self.target() {
-            // SAFETY: the strong reference this link holds, given back once.
-            drop(unsafe { Arc::from_raw(node.as_ptr()) });
-        }
-    }
-}
+use crate::tree::{Loc, Node, NodeRef, Now, release};
 
 /// The state of a lazy child: everything its checks need, and the node once it is made.
 pub(crate) struct LazyState {
@@ -185,38 +96,40 @@ pub(crate) struct LazyState {
 }
 
 // SAFETY: the pointers stand for `&Context` and `&Node` (both `Sync`, so the references are
-// `Send` and `Sync`), alive as the module docs say; the only field written after construction
+// `Send` and `Sync`), alive as invariant 12 says; the only field written after construction
 // is an atomic.
 unsafe impl Send for LazyState {}
-// SAFETY: as for `Send`.
+// SAFETY: as for `Send` (invariant 12).
 unsafe impl Sync for LazyState {}
 
 impl LazyState {
     #[inline]
     fn parent(&self) -> &Context {
-        // SAFETY: the parent is borrowed by the `Lazy` holding this state for longer than the
-        // state can be reached (module docs).
+        // SAFETY: invariant 12: the parent is borrowed by the `Lazy` holding this state for
+        // longer than the state can be reached.
         unsafe { &*self.parent }
     }
 
     #[inline]
     fn anchor(&self) -> Option<NodeRef<'_>> {
-        // SAFETY: the anchor is the node of the parent (or of an ancestor), or of the `Lazy` of
-        // an ancestor: it outlives this state, and its pointer came from `Arc::into_raw`.
+        // SAFETY: invariants 9 and 12: the anchor is the node of the parent (or of an ancestor),
+        // or of the `Lazy` of an ancestor: it outlives this state, and its pointer came from
+        // `Arc::into_raw`.
         unsafe { NodeRef::from_raw(self.anchor) }
     }
 
     #[inline]
     fn root(&self) -> Option<NodeRef<'_>> {
-        // SAFETY: the node of the parent or of an ancestor, as for `anchor`.
+        // SAFETY: invariants 9 and 12: the node of the parent or of an ancestor, as for
+        // `anchor`.
         unsafe { NodeRef::from_raw(self.root) }
     }
 
     /// The node, if it has been made.
     #[inline]
     pub(crate) fn made(&self) -> Option<NodeRef<'_>> {
-        // SAFETY: set once, from `Arc::into_raw`; the `Lazy` gives its reference up only when
-        // it is dropped, after every borrow of this state.
+        // SAFETY: invariants 9 and 12: set once, from `Arc::into_raw`; the `Lazy` gives its
+        // reference up only when it is dropped, after every borrow of this state.
         unsafe { NodeRef::from_raw(self.node.load(Ordering::Acquire)) }
     }
 
@@ -258,12 +171,6 @@ impl LazyState {
         }
         self.anchor()?.state()?;
         self.node(Now::default()).state()
-    }
-
-    /// `Context::cause`.
-    pub(crate) fn cause(&self) -> Option<crate::Cause> {
-        self.check(&mut Now::default())?;
-        self.made()?.cause()
     }
 
     /// The node, made first (with `now` for the checks of the derivation) if need be.
@@ -315,17 +222,19 @@ impl LazyState {
             .compare_exchange(ptr::null_mut(), mine, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {
-                // SAFETY: from `Arc::into_raw` just now; its reference is the `Lazy`'s from now
-                // on, given up only when the `Lazy` is dropped.
+                // SAFETY: invariants 9 and 12: from `Arc::into_raw` just now; its reference is the
+                // `Lazy`'s from now on, given up only when the `Lazy` is dropped.
                 unsafe { NodeRef::from_raw(mine) }
             }
             Err(theirs) => {
-                // SAFETY: `mine` was not installed, so its reference is still ours to give back.
+                // SAFETY: invariant 12 (only an installed node's reference is the `Lazy`'s): `mine`
+                // was not installed, so its reference is still ours to give back.
                 let mine = unsafe { Arc::from_raw(mine) };
                 // Nobody saw it, but it may be in its parent's list: end it like a handle does.
                 release(&mine);
                 drop(mine);
-                // SAFETY: the winner's node, installed from `Arc::into_raw` (as in `made`).
+                // SAFETY: invariants 9 and 12: the winner's node, installed from `Arc::into_raw`
+                // (as in `made`).
                 unsafe { NodeRef::from_raw(theirs) }
             }
         }
@@ -429,8 +338,9 @@ impl<'a> Lazy<'a> {
             },
             ctx: ManuallyDrop::new(Context {
                 node: Link::NONE,
-                // SAFETY: a copy of the parent's values without a reference count of its own:
-                // `ctx` is never dropped, and the parent (and so its values) outlives it.
+                // SAFETY: invariant 12: a copy of the parent's values without a reference count
+                // of its own: `ctx` is never dropped, and the parent (and so its values) outlives
+                // it.
                 values: unsafe { ptr::read(&parent.values) },
             }),
             _parent: PhantomData,
@@ -441,9 +351,9 @@ impl<'a> Lazy<'a> {
     /// The child, as the `ctx` of the body.
     #[inline]
     pub fn context(self: Pin<&mut Self>) -> &Context {
-        // SAFETY: nothing is moved out of the pinned value; `ctx`'s link is pointed at `state`,
-        // which stays where it is until the `Lazy` is dropped (it is pinned), and the returned
-        // borrow ends before that.
+        // SAFETY: invariants 10 and 11: nothing is moved out of the pinned value; `ctx`'s link
+        // is pointed at `state`, which stays where it is until the `Lazy` is dropped (it is
+        // pinned), and the returned borrow ends before that.
         let this = unsafe { self.get_unchecked_mut() };
         this.ctx.node = Link::lazy(&this.state);
         &this.ctx
@@ -455,8 +365,8 @@ impl Drop for Lazy<'_> {
     fn drop(&mut self) {
         let node = self.state.node.load(Ordering::Acquire);
         if !node.is_null() {
-            // SAFETY: installed once from `Arc::into_raw`; this is the `Lazy`'s reference, and
-            // no borrow of the child is left (`&mut self`).
+            // SAFETY: invariant 12: installed once from `Arc::into_raw`; this is the `Lazy`'s
+            // reference, and no borrow of the child is left (`&mut self`).
             let node = unsafe { Arc::from_raw(node) };
             release(&node);
         }
@@ -478,22 +388,5 @@ fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_context_is_still_a_node_pointer_and_the_values() {
-        // The link is one pointer, as `Option<Arc<Node>>` was; the values are a fat pointer.
-        assert_eq!(size_of::<Link>(), size_of::<usize>());
-        assert_eq!(size_of::<Context>(), 3 * size_of::<usize>());
-        println!(
-            "Lazy: {} bytes (its state: {})",
-            size_of::<Lazy<'_>>(),
-            size_of::<LazyState>()
-        );
     }
 }

@@ -140,6 +140,7 @@
 //! | `macros` | yes | [`#[cancellable]`](macro@cancellable) |
 
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -157,6 +158,7 @@ mod group;
 mod handle;
 mod into_error;
 mod lazy;
+mod link;
 mod origin;
 mod sync;
 mod tree;

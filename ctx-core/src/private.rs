@@ -48,7 +48,7 @@ const fn names_version(name: &str, version: &str) -> bool {
 /// between. Nothing is registered unless the body is pending.
 #[inline]
 pub fn race<F: IntoFuture>(ctx: &Context, fut: F) -> Run<'_, F::IntoFuture> {
-    crate::done::run(ctx, fut, false)
+    crate::done::run(ctx, fut, crate::tree::Clock::Skip)
 }
 
 /// Races the body of a `#[cancellable]` fn without options against the caller's context
@@ -59,7 +59,7 @@ pub fn race<F: IntoFuture>(ctx: &Context, fut: F) -> Run<'_, F::IntoFuture> {
 /// ever being polled. Same as [`Context::run`].
 #[inline]
 pub fn race_parent<F: IntoFuture>(ctx: &Context, fut: F) -> Run<'_, F::IntoFuture> {
-    crate::done::run(ctx, fut, true)
+    crate::done::run(ctx, fut, crate::tree::Clock::Read)
 }
 
 /// The parent context of a `#[cancellable]` fn: its `ctx` parameter, `&Context`,
