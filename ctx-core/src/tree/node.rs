@@ -250,21 +250,27 @@ impl Node {
             }),
         });
         if let Some(parent) = parent {
-            let mut shared = lock(&parent.shared);
-            if parent.state.load(Ordering::Relaxed) == LIVE {
-                node.slot
-                    .store(shared.children.len() as u32, Ordering::Relaxed);
-                shared.children.push(node.clone());
-            } else {
-                // The parent ended between the check above and this lock: end with it.
-                let code = parent.state.load(Ordering::Relaxed) & HOW;
-                let cause = shared.extra.as_ref().and_then(|e| e.cause.clone());
-                let origin = shared.origin;
-                drop(shared);
-                node.end(code, cause, Some(origin), &mut now, false);
-            }
+            parent.adopt(&node, &mut now);
         }
         node
+    }
+
+    /// Makes `node`, just made with `self` as its parent, an entry in `self`'s children; or,
+    /// if `self` ended between the caller's check and this lock, ends `node` as `self` ended.
+    #[inline]
+    fn adopt(&self, node: &Arc<Node>, now: &mut Now) {
+        let mut shared = lock(&self.shared);
+        if self.state.load(Ordering::Relaxed) == LIVE {
+            node.slot
+                .store(shared.children.len() as u32, Ordering::Relaxed);
+            shared.children.push(node.clone());
+        } else {
+            let code = self.state.load(Ordering::Relaxed) & HOW;
+            let cause = shared.extra.as_ref().and_then(|e| e.cause.clone());
+            let origin = shared.origin;
+            drop(shared);
+            node.end(code, cause, Some(origin), now, false);
+        }
     }
 
     /// Derives the node of a lazy child (`crate::lazy`), which existed before it had a node:
@@ -488,18 +494,7 @@ impl Node {
         // ordinary child of both: whichever end comes first (a parent's, its own) ends it and
         // takes both entries out.
         if let Some(parent) = first {
-            let mut shared = lock(&parent.shared);
-            if parent.state.load(Ordering::Relaxed) == LIVE {
-                node.slot
-                    .store(shared.children.len() as u32, Ordering::Relaxed);
-                shared.children.push(node.clone());
-            } else {
-                let code = parent.state.load(Ordering::Relaxed) & HOW;
-                let cause = shared.extra.as_ref().and_then(|e| e.cause.clone());
-                let origin = shared.origin;
-                drop(shared);
-                node.end(code, cause, Some(origin), &mut now, false);
-            }
+            parent.adopt(&node, &mut now);
         }
         node
     }
