@@ -148,6 +148,7 @@ pub fn router(app: Arc<App>, root: Context, request_timeout: Option<Duration>) -
     Router::new()
         .route("/albums", get(list_albums))
         .route("/albums/slow", get(slow_albums))
+        .route("/audit", get(audit_trail))
         .route("/albums/{id}", get(get_album))
         .with_state(app)
         .layer(layer)
@@ -195,9 +196,75 @@ async fn slow_albums(
         ),
         "the query was stopped in the database",
     );
+    let what = format!("GET /albums/slow?seconds={}", slow.seconds);
+    let _audit = Audit::on_drop(app.clone(), ctx, what);
     app.pause(ctx, slow.seconds).await?;
     Ok(Json(app.albums(ctx, None).await?))
 }
+
+/// `GET /audit`: the audit trail of `/albums/slow`, oldest first: what was asked, and how it
+/// ended (`answered`, or why it was stopped).
+async fn audit_trail(
+    ctx: RequestContext,
+    State(app): State<Arc<App>>,
+) -> Result<Json<Vec<AuditRow>>, AppError> {
+    Ok(Json(app.audit_rows(&ctx).await?))
+}
+
+/// One row of the audit trail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// The request.
+    pub what: String,
+    /// `answered`, or the cause its context ended with (`client disconnected`, ...).
+    pub outcome: String,
+}
+
+/// Writes the audit row of a request when its handler ends, however it ends: answered, or
+/// dropped at its `.await` because its context ended (the client hung up, the deadline
+/// passed). The request's context has ended by then, so the row is written under a *shield*
+/// of it: a context that keeps its values, ignores its end, and has 1 s of its own, so a
+/// database that hangs cannot keep the write forever either.
+struct Audit {
+    app: Arc<App>,
+    ctx: Context,
+    what: String,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Audit {
+    fn on_drop(app: Arc<App>, ctx: &Context, what: String) -> Audit {
+        Audit {
+            app,
+            ctx: ctx.clone(),
+            what,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        let outcome = match self.ctx.cause() {
+            Some(cause) => cause.to_string(),
+            None => "answered".to_string(),
+        };
+        let (shielded, handle) = self.ctx.shield(AUDIT_BUDGET);
+        let (app, what) = (self.app.clone(), std::mem::take(&mut self.what));
+        self.runtime.spawn(async move {
+            let _handle = handle;
+            if let Err(err) = app.write_audit(&shielded, &what, &outcome).await {
+                eprintln!(
+                    "{}audit row for {what} not written: {err:?}",
+                    app.log_prefix
+                );
+            }
+        });
+    }
+}
+
+/// How long an audit row may take to write, once its request has ended.
+const AUDIT_BUDGET: Duration = Duration::from_secs(1);
 
 /// Prints one line when `ctx` ends before the request is answered, saying why and then
 /// `consequence`: a client that hangs up drops the handler at its `.await`, so this runs from
@@ -239,7 +306,8 @@ impl App {
         }
         conns[0].execute_batch(
             "CREATE TABLE album (id INTEGER PRIMARY KEY, title TEXT NOT NULL,
-                                 artist TEXT NOT NULL, price REAL NOT NULL);",
+                                 artist TEXT NOT NULL, price REAL NOT NULL);
+             CREATE TABLE audit (n INTEGER PRIMARY KEY, what TEXT NOT NULL, outcome TEXT NOT NULL);",
         )?;
         for album in seed() {
             conns[0].execute(
@@ -263,7 +331,10 @@ impl App {
                 ctx,
                 "DROP TABLE IF EXISTS album;
                  CREATE TABLE album (id BIGINT PRIMARY KEY, title TEXT NOT NULL,
-                                     artist TEXT NOT NULL, price DOUBLE PRECISION NOT NULL);",
+                                     artist TEXT NOT NULL, price DOUBLE PRECISION NOT NULL);
+                 DROP TABLE IF EXISTS audit;
+                 CREATE TABLE audit (n BIGSERIAL PRIMARY KEY, what TEXT NOT NULL,
+                                     outcome TEXT NOT NULL);",
             )
             .await?;
         for album in seed() {
@@ -339,6 +410,63 @@ impl App {
                         title: row.get(1),
                         artist: row.get(2),
                         price: row.get(3),
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Appends a row to the audit trail.
+    async fn write_audit(&self, ctx: &Context, what: &str, outcome: &str) -> Result<(), AppError> {
+        match &self.store {
+            Store::Sqlite(db) => {
+                let (what, outcome) = (what.to_string(), outcome.to_string());
+                db.call(ctx, move |conn| {
+                    conn.execute(
+                        "INSERT INTO audit (what, outcome) VALUES (?1, ?2)",
+                        [&what, &outcome],
+                    )
+                })
+                .await?;
+            }
+            Store::Postgres(pool) => {
+                let client = pool.get(ctx).await?;
+                client
+                    .execute(
+                        ctx,
+                        "INSERT INTO audit (what, outcome) VALUES ($1, $2)",
+                        &[&what, &outcome],
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The audit trail, oldest first.
+    pub async fn audit_rows(&self, ctx: &Context) -> Result<Vec<AuditRow>, AppError> {
+        const SQL: &str = "SELECT what, outcome FROM audit ORDER BY n";
+        match &self.store {
+            Store::Sqlite(db) => Ok(db
+                .call(ctx, |conn| {
+                    let mut stmt = conn.prepare(SQL)?;
+                    let rows = stmt.query_map([], |row| {
+                        Ok(AuditRow {
+                            what: row.get(0)?,
+                            outcome: row.get(1)?,
+                        })
+                    })?;
+                    rows.collect()
+                })
+                .await?),
+            Store::Postgres(pool) => {
+                let client = pool.get(ctx).await?;
+                let rows = client.query(ctx, SQL, &[]).await?;
+                Ok(rows
+                    .iter()
+                    .map(|row| AuditRow {
+                        what: row.get(0),
+                        outcome: row.get(1),
                     })
                     .collect())
             }

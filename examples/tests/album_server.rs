@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{HARD_BOUND, active_demo_queries, postgres_app, sqlite_app, wait_until};
 use ctx_core::{CancelHandle, Context};
-use ctx_examples::{Album, App, router, seed};
+use ctx_examples::{Album, App, AuditRow, router, seed};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -110,6 +110,54 @@ async fn a_client_that_hangs_up_stops_the_query_in_sqlite() {
     println!("query stopped {stopped:?} after the client hung up (goal: 100 ms)");
 }
 
+/// The audit row of a request is written however the request ends: under a shield of its
+/// context when the client hung up (the context had ended, the write still happens), and
+/// `answered` otherwise. Read back through `GET /audit`.
+async fn audit_rows_are_written_under_a_shield(server: &Server) {
+    let base = format!("http://{}", server.addr);
+    abandon(
+        server.addr,
+        "/albums/slow?seconds=30",
+        Duration::from_millis(200),
+    )
+    .await;
+    let quick = reqwest::get(format!("{base}/albums/slow?seconds=0.01"))
+        .await
+        .unwrap();
+    assert_eq!(quick.status(), reqwest::StatusCode::OK);
+
+    let expected = vec![
+        AuditRow {
+            what: "GET /albums/slow?seconds=30".to_string(),
+            outcome: "client disconnected".to_string(),
+        },
+        AuditRow {
+            what: "GET /albums/slow?seconds=0.01".to_string(),
+            outcome: "answered".to_string(),
+        },
+    ];
+    let start = Instant::now();
+    loop {
+        let rows: Vec<AuditRow> = reqwest::get(format!("{base}/audit"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if rows == expected {
+            break;
+        }
+        assert!(start.elapsed() < HARD_BOUND, "audit trail: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_request_still_writes_its_audit_row_in_sqlite() {
+    let server = serve(sqlite_app("audit"), None).await;
+    audit_rows_are_written_under_a_shield(&server).await;
+}
+
 /// 200 concurrent requests: 100 slow ones abandoned by their clients, 100 normal ones whose
 /// answers are checked. Afterwards nothing is left running.
 async fn half_abandoned(server: &Server) {
@@ -164,6 +212,9 @@ async fn postgres_hang_ups_and_load_leave_nothing_running_on_the_server() {
     };
     let url = std::env::var("DATABASE_URL").unwrap();
     let server = serve(app, None).await;
+    // The audit trail first, while it holds nothing else (the tests of this file share one
+    // PostgreSQL database, so they are one test).
+    audit_rows_are_written_under_a_shield(&server).await;
     // One hang-up, checked on the server.
     let client = tokio::spawn(abandon(
         server.addr,
