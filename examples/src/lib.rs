@@ -7,7 +7,6 @@
 //! database*: SQLite is interrupted, PostgreSQL is sent a cancel request.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -76,11 +75,6 @@ pub enum Store {
 #[derive(Debug)]
 pub struct App {
     store: Store,
-    /// Slow queries running right now, inside the database (tests read it).
-    pub running_queries: AtomicUsize,
-    /// The last slow query's context and the time it had left when the query started
-    /// (`None`: no deadline); tests read it.
-    pub last_query: std::sync::Mutex<Option<(Option<Duration>, Context)>>,
     /// Put before each line the server logs.
     log_prefix: &'static str,
 }
@@ -218,6 +212,9 @@ pub struct AuditRow {
     pub what: String,
     /// `answered`, or the cause its context ended with (`client disconnected`, ...).
     pub outcome: String,
+    /// The time the request had when its handler started, in ms: the nearer of its own 5 s and
+    /// what its caller gave it (`grpc-timeout`).
+    pub budget_ms: Option<i64>,
 }
 
 /// Writes the audit row of a request when its handler ends, however it ends: answered, or
@@ -229,6 +226,7 @@ struct Audit {
     app: Arc<App>,
     ctx: Context,
     what: String,
+    budget: Option<Duration>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -238,6 +236,7 @@ impl Audit {
             app,
             ctx: ctx.clone(),
             what,
+            budget: ctx.remaining(),
             runtime: tokio::runtime::Handle::current(),
         }
     }
@@ -251,9 +250,17 @@ impl Drop for Audit {
         };
         let (shielded, handle) = self.ctx.shield(AUDIT_BUDGET);
         let (app, what) = (self.app.clone(), std::mem::take(&mut self.what));
+        let row = AuditRow {
+            what,
+            outcome,
+            budget_ms: self
+                .budget
+                .map(|left| i64::try_from(left.as_millis()).unwrap_or(i64::MAX)),
+        };
         self.runtime.spawn(async move {
             let _handle = handle;
-            if let Err(err) = app.write_audit(&shielded, &what, &outcome).await {
+            if let Err(err) = app.write_audit(&shielded, &row).await {
+                let what = &row.what;
                 eprintln!(
                     "{}audit row for {what} not written: {err:?}",
                     app.log_prefix
@@ -307,7 +314,8 @@ impl App {
         conns[0].execute_batch(
             "CREATE TABLE album (id INTEGER PRIMARY KEY, title TEXT NOT NULL,
                                  artist TEXT NOT NULL, price REAL NOT NULL);
-             CREATE TABLE audit (n INTEGER PRIMARY KEY, what TEXT NOT NULL, outcome TEXT NOT NULL);",
+             CREATE TABLE audit (n INTEGER PRIMARY KEY, what TEXT NOT NULL, outcome TEXT NOT NULL,
+                                 budget_ms INTEGER);",
         )?;
         for album in seed() {
             conns[0].execute(
@@ -334,7 +342,7 @@ impl App {
                                      artist TEXT NOT NULL, price DOUBLE PRECISION NOT NULL);
                  DROP TABLE IF EXISTS audit;
                  CREATE TABLE audit (n BIGSERIAL PRIMARY KEY, what TEXT NOT NULL,
-                                     outcome TEXT NOT NULL);",
+                                     outcome TEXT NOT NULL, budget_ms BIGINT);",
             )
             .await?;
         for album in seed() {
@@ -353,8 +361,6 @@ impl App {
     fn new(store: Store) -> App {
         App {
             store,
-            running_queries: AtomicUsize::new(0),
-            last_query: std::sync::Mutex::new(None),
             log_prefix: "",
         }
     }
@@ -364,6 +370,19 @@ impl App {
     pub fn with_log_prefix(mut self, prefix: &'static str) -> App {
         self.log_prefix = prefix;
         self
+    }
+
+    /// The database connections in use right now: a query holds one until it has stopped in
+    /// the database (SQLite interrupted, PostgreSQL's cancel acknowledged), which is what a
+    /// metrics endpoint would report, and what the tests watch.
+    pub fn connections_in_use(&self) -> usize {
+        match &self.store {
+            Store::Sqlite(db) => db.in_use(),
+            Store::Postgres(pool) => {
+                let status = pool.deadpool().status();
+                status.size.saturating_sub(status.available)
+            }
+        }
     }
 
     /// Which database this is, for the start-up line.
@@ -417,14 +436,14 @@ impl App {
     }
 
     /// Appends a row to the audit trail.
-    async fn write_audit(&self, ctx: &Context, what: &str, outcome: &str) -> Result<(), AppError> {
+    async fn write_audit(&self, ctx: &Context, row: &AuditRow) -> Result<(), AppError> {
         match &self.store {
             Store::Sqlite(db) => {
-                let (what, outcome) = (what.to_string(), outcome.to_string());
+                let row = row.clone();
                 db.call(ctx, move |conn| {
                     conn.execute(
-                        "INSERT INTO audit (what, outcome) VALUES (?1, ?2)",
-                        [&what, &outcome],
+                        "INSERT INTO audit (what, outcome, budget_ms) VALUES (?1, ?2, ?3)",
+                        (&row.what, &row.outcome, row.budget_ms),
                     )
                 })
                 .await?;
@@ -434,8 +453,8 @@ impl App {
                 client
                     .execute(
                         ctx,
-                        "INSERT INTO audit (what, outcome) VALUES ($1, $2)",
-                        &[&what, &outcome],
+                        "INSERT INTO audit (what, outcome, budget_ms) VALUES ($1, $2, $3)",
+                        &[&row.what, &row.outcome, &row.budget_ms],
                     )
                     .await?;
             }
@@ -445,7 +464,7 @@ impl App {
 
     /// The audit trail, oldest first.
     pub async fn audit_rows(&self, ctx: &Context) -> Result<Vec<AuditRow>, AppError> {
-        const SQL: &str = "SELECT what, outcome FROM audit ORDER BY n";
+        const SQL: &str = "SELECT what, outcome, budget_ms FROM audit ORDER BY n";
         match &self.store {
             Store::Sqlite(db) => Ok(db
                 .call(ctx, |conn| {
@@ -454,6 +473,7 @@ impl App {
                         Ok(AuditRow {
                             what: row.get(0)?,
                             outcome: row.get(1)?,
+                            budget_ms: row.get(2)?,
                         })
                     })?;
                     rows.collect()
@@ -467,6 +487,7 @@ impl App {
                     .map(|row| AuditRow {
                         what: row.get(0),
                         outcome: row.get(1),
+                        budget_ms: row.get(2),
                     })
                     .collect())
             }
@@ -476,17 +497,10 @@ impl App {
     /// A query that takes `seconds` inside the database.
     async fn pause(self: &Arc<Self>, ctx: &Context, seconds: f64) -> Result<(), AppError> {
         let seconds = seconds.clamp(0.0, 3600.0);
-        let left = ctx
-            .deadline()
-            .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
-        *self.last_query.lock().unwrap() = Some((left, ctx.clone()));
-        let running = Running::start(self.clone());
         match &self.store {
             Store::Sqlite(db) => {
                 let millis = (seconds * 1000.0) as i64;
                 db.call(ctx, move |conn| {
-                    // Counted from inside the blocking work: it stops when SQLite does.
-                    let _running = running;
                     conn.query_row(
                         "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < ?1)
                          SELECT count(pause_ms(1)) FROM t",
@@ -498,28 +512,11 @@ impl App {
             }
             Store::Postgres(pool) => {
                 let client = pool.get(ctx).await?;
-                let _running = running;
                 client
                     .execute(ctx, "SELECT pg_sleep($1)", &[&seconds])
                     .await?;
             }
         }
         Ok(())
-    }
-}
-
-/// Counts a slow query as running until it is dropped.
-struct Running(Arc<App>);
-
-impl Running {
-    fn start(app: Arc<App>) -> Running {
-        app.running_queries.fetch_add(1, Ordering::SeqCst);
-        Running(app)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.running_queries.fetch_sub(1, Ordering::SeqCst);
     }
 }
