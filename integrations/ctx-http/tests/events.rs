@@ -163,7 +163,7 @@ async fn a_shutdown_is_info_and_says_where_it_was_cancelled() {
             .await
             .is_err()
     );
-    let line = line!();
+    let line = line!() + 1; // the next line
     shutdown.cancel_with_cause(RequestEnd::ShuttingDown);
     let response = pending.await.unwrap();
     assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
