@@ -1,12 +1,19 @@
 //! The demo: an HTTP server of albums over an embedded SQLite database it creates and seeds
-//! itself. Every handler is `#[cancellable(timeout = "5s")]`: when a client hangs up or 5 s
-//! pass, the handler stops and so does its query, inside the database.
+//! itself. Every request has 5 s (the layer's timeout, and each handler's own
+//! `#[cancellable(timeout = "5s")]`): when a client hangs up or 5 s pass, the handler stops
+//! and so does its query, inside the database.
 //!
 //! ```sh
 //! cargo run --example album_server                    # SQLite, on 127.0.0.1:8080
 //! DATABASE_URL=postgres://... cargo run --example album_server
 //! PORT=3000 cargo run --example album_server
+//! RUST_LOG=info,ctx_rusqlite=debug,ctx_postgres=debug cargo run --example album_server
 //! ```
+//!
+//! It logs through `tracing` (`RUST_LOG`, default `info`): one line for each request stopped
+//! before its answer was done, from `ContextLayer` (`request ended early cause=... origin=...
+//! elapsed_ms=... method=... path=...`); at `debug`, the database integrations also record
+//! each query they stopped and how long the stop took.
 //!
 //! Then, in another terminal:
 //!
@@ -19,13 +26,15 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ctx_core::Context;
-use ctx_examples::{App, router};
+use ctx_examples::{App, log_to_stderr, router};
 use ctx_http::RequestEnd;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    log_to_stderr();
     let (root, shutdown) = Context::background().with_cancel();
     let app = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => App::postgres(&root, &url)
@@ -38,16 +47,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
     let port = std::env::var("PORT").unwrap_or_else(|_| "8080".to_string());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
-    eprintln!(
+    tracing::info!(
         "albums on http://{} over {}; Ctrl-C to stop",
         listener.local_addr()?,
         app.describe()
     );
-    let routes = router(Arc::new(app), root.clone(), None);
+    // The layer's 5 s, as the handlers' own: the layer sees (and logs) the requests it stops.
+    let routes = router(Arc::new(app), root.clone(), Some(Duration::from_secs(5)));
     axum::serve(listener, routes)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down: requests in flight end with \"server shutting down\"");
+            tracing::info!("shutting down: requests in flight end with \"server shutting down\"");
             shutdown.cancel_with_cause(RequestEnd::ShuttingDown);
         })
         .await?;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ctx_core::{Context, cancellable};
-use ctx_http::{ContextLayer, RequestContext, RequestEnd};
+use ctx_http::{ContextLayer, RequestContext};
 use ctx_postgres::tokio_postgres;
 use ctx_rusqlite::Db;
 use rusqlite::functions::FunctionFlags;
@@ -142,8 +142,6 @@ pub struct App {
     /// The last slow query's context and the time it had left when the query started
     /// (`None`: no deadline); tests read it.
     pub last_query: std::sync::Mutex<Option<(Option<Duration>, Context)>>,
-    /// Put before each line the server logs.
-    log_prefix: &'static str,
 }
 
 /// What a handler can fail with.
@@ -199,7 +197,7 @@ impl IntoResponse for AppError {
 }
 
 /// The routes, with a context for every request: children of `root` (cancel it with
-/// [`RequestEnd::ShuttingDown`] to stop the server), each ending after `request_timeout` if
+/// [`RequestEnd::ShuttingDown`](ctx_http::RequestEnd::ShuttingDown) to stop the server), each ending after `request_timeout` if
 /// given (the handlers' own 5 s apply anyway: the nearer deadline wins).
 pub fn router(app: Arc<App>, root: Context, request_timeout: Option<Duration>) -> Router {
     let layer = match request_timeout {
@@ -241,44 +239,73 @@ struct Slow {
 }
 
 /// `GET /albums/slow?seconds=N`: every album, from a query that takes N seconds inside the
-/// database. Logs one line if the request is stopped, saying why.
+/// database. If the request is stopped, `ContextLayer` logs it (`request ended early`, with
+/// the cause), and the database integration records the query it stopped (at `debug`).
 #[cancellable(timeout = "5s")]
 async fn slow_albums(
     ctx: RequestContext,
     State(app): State<Arc<App>>,
     Query(slow): Query<Slow>,
 ) -> Result<Json<Vec<Album>>, AppError> {
-    log_if_stopped(
-        ctx,
-        format!(
-            "{}GET /albums/slow?seconds={}",
-            app.log_prefix, slow.seconds
-        ),
-        "the query was stopped in the database",
-    );
     app.pause(ctx, slow.seconds).await?;
     Ok(Json(app.albums(ctx, None).await?))
 }
 
-/// Prints one line when `ctx` ends before the request is answered, saying why and then
-/// `consequence`: a client that hangs up drops the handler at its `.await`, so this runs from
-/// an after-func, not from the handler.
-pub(crate) fn log_if_stopped(ctx: &Context, what: String, consequence: &'static str) {
-    let started = Instant::now();
-    let watched = ctx.clone();
-    // Not stopped when the handler returns: a request that was answered ends its context
-    // without a reason to log, which the after-func sees.
-    drop(ctx.after_func(move || {
-        let why = match (RequestEnd::of(&watched), watched.err()) {
-            (Some(end), _) => end.to_string(),
-            (None, Some(ctx_core::Error::DeadlineExceeded)) => "the 5 s timeout passed".to_string(),
-            _ => return, // answered
-        };
-        eprintln!(
-            "{what}: stopped after {:.2} s: {why}; {consequence}",
-            started.elapsed().as_secs_f64()
-        );
-    }));
+/// Logs through `tracing` to stderr, filtered by `RUST_LOG` (default `info`): the demo's
+/// binaries call it first.
+pub fn log_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A tower layer that runs each request of a service in a span `service{name=...}`, so that
+/// the log of several services in one process says which one spoke.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceSpan(pub &'static str);
+
+impl<S> tower_layer::Layer<S> for ServiceSpan {
+    type Service = ServiceSpanned<S>;
+
+    fn layer(&self, inner: S) -> ServiceSpanned<S> {
+        ServiceSpanned {
+            inner,
+            name: self.0,
+        }
+    }
+}
+
+/// The service of [`ServiceSpan`].
+#[derive(Clone, Debug)]
+pub struct ServiceSpanned<S> {
+    inner: S,
+    name: &'static str,
+}
+
+impl<S, R> tower_service::Service<R> for ServiceSpanned<S>
+where
+    S: tower_service::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tracing::instrument::Instrumented<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let span = tracing::info_span!("service", name = self.name);
+        // Entered for the call too: what the layers below capture there is in the span.
+        let future = span.in_scope(|| self.inner.call(req));
+        tracing::Instrument::instrument(future, span)
+    }
 }
 
 impl App {
@@ -345,15 +372,7 @@ impl App {
             store,
             running_queries: AtomicUsize::new(0),
             last_query: std::sync::Mutex::new(None),
-            log_prefix: "",
         }
-    }
-
-    /// The app, with `prefix` before each line it logs (to tell servers apart in one
-    /// terminal).
-    pub fn with_log_prefix(mut self, prefix: &'static str) -> App {
-        self.log_prefix = prefix;
-        self
     }
 
     /// Which database this is, for the start-up line.

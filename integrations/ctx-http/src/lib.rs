@@ -113,8 +113,8 @@
 //!
 //! ## Mapping to a span's status (OpenTelemetry)
 //!
-//! The event lands on the span current where the layer runs (a request span of your own, put
-//! outside the layer); with `tracing-opentelemetry` it becomes an event of that span, its
+//! The event is recorded in the span that was current when the layer was called (a request
+//! span of your own, entered around the layer, as tower-http's `TraceLayer` does); with `tracing-opentelemetry` it becomes an event of that span, its
 //! fields its attributes. It sets no status itself (`tracing-opentelemetry` marks a span as an
 //! error only for `ERROR` events, and none of these is one). Set the request span's status
 //! from `cause` and the level:
@@ -467,6 +467,9 @@ struct RequestGuard {
 /// A request, as the event of its early end shows it.
 struct Watch {
     ctx: Context,
+    /// The span current when the layer was called (a request span entered around it): the
+    /// event is recorded in it even when it is emitted as the body ends, outside any span.
+    span: tracing::Span,
     started: Instant,
     method: Method,
     uri: Uri,
@@ -478,6 +481,7 @@ impl RequestGuard {
         // `WARN`: if it is off, so are the others).
         let watch = tracing::enabled!(tracing::Level::WARN).then(|| Watch {
             ctx: ctx.clone(),
+            span: tracing::Span::current(),
             started: Instant::now(),
             method: req.method().clone(),
             uri: req.uri().clone(),
@@ -513,24 +517,33 @@ impl RequestGuard {
 macro_rules! request_ended_early {
     ($level:ident, $watch:expr, $stopped:expr) => {
         tracing::$level!(
-            cause = %$stopped.cause(),
+            // Text (quoted by fmt, a JSON string), made only once the event is enabled.
+            cause = cause_text(&$watch.ctx, &$stopped).as_ref(),
             origin = $watch.ctx.origin().map(|origin| tracing::field::display(origin.location())),
             elapsed_ms = u64::try_from($watch.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             method = %$watch.method,
-            path = $watch.uri.path(),
+            path = %$watch.uri.path(),
             "request ended early"
         )
     };
 }
 
+/// The text of the cause: borrowed for the layer's own causes, made for any other.
+fn cause_text(ctx: &Context, stopped: &ctx_core::ContextError) -> std::borrow::Cow<'static, str> {
+    match RequestEnd::of(ctx) {
+        Some(end) => end.as_str().into(),
+        None => stopped.cause().to_string().into(),
+    }
+}
+
 impl Watch {
     fn emit(&self, err: Error) {
         let stopped = ctx_core::ContextError::new(&self.ctx, err);
-        match err {
+        self.span.in_scope(|| match err {
             Error::DeadlineExceeded => request_ended_early!(warn, self, stopped),
             // A client that went away, a shutdown: nothing the server did wrong.
             Error::Canceled => request_ended_early!(info, self, stopped),
-        }
+        })
     }
 }
 

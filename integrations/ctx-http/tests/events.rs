@@ -17,7 +17,7 @@ use ctx_test_server::capture::{Event, capture};
 use ctx_test_server::{FOREVER, FirstChunkOnly};
 use http_body_util::BodyExt;
 use tower::{Service, ServiceExt};
-use tracing::Level;
+use tracing::{Instrument, Level};
 
 const ENDED: &str = "request ended early";
 
@@ -102,6 +102,7 @@ async fn a_client_hang_up_is_info() {
 
     let event = events.one(ENDED);
     assert_eq!(event.level, Level::INFO);
+    assert_eq!(event.span, None);
     // The path, without the query.
     assert_shape(&event, "client disconnected", "/albums/slow");
     assert_origin_in_the_layer(&event);
@@ -199,11 +200,22 @@ async fn a_handler_answering_after_the_end_is_reported_once() {
             }),
         )
         .layer(ContextLayer::new(Context::background()).timeout(Duration::from_secs(1)));
-    let (status, body) = call(app, get_request("/")).await;
-    assert_eq!((status, body.as_str()), (http::StatusCode::OK, "stopped"));
+    // The response future runs in a request span (as tower-http's `TraceLayer` does it), the
+    // body is read outside it: the event, emitted as the body ends, is recorded in the span.
+    let span = tracing::info_span!("request");
+    let response = app
+        .oneshot(get_request("/"))
+        .instrument(span)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert!(events.named(ENDED).is_empty());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"stopped");
     let event = events.one(ENDED);
     assert_eq!(event.level, Level::WARN);
     assert_shape(&event, "request timed out", "/");
+    assert_eq!(event.span.as_deref(), Some("request"));
 }
 
 #[tokio::test(start_paused = true)]
