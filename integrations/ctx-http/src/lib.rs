@@ -460,8 +460,9 @@ where
 struct RequestGuard {
     handle: CancelHandle,
     finished: AtomicBool,
-    /// What the event needs: taken only when a subscriber may listen.
-    watch: Option<Watch>,
+    /// What the event needs: taken only when a subscriber may listen (boxed: a guard that
+    /// carries nothing stays small, and so do the futures and bodies that hold it).
+    watch: Option<Box<Watch>>,
 }
 
 /// A request, as the event of its early end shows it.
@@ -479,12 +480,14 @@ impl RequestGuard {
     fn new<B>(handle: CancelHandle, ctx: &Context, req: &Request<B>) -> RequestGuard {
         // One atomic load when nothing listens (the least verbose of the event's levels is
         // `WARN`: if it is off, so are the others).
-        let watch = tracing::enabled!(tracing::Level::WARN).then(|| Watch {
-            ctx: ctx.clone(),
-            span: tracing::Span::current(),
-            started: Instant::now(),
-            method: req.method().clone(),
-            uri: req.uri().clone(),
+        let watch = tracing::enabled!(tracing::Level::WARN).then(|| {
+            Box::new(Watch {
+                ctx: ctx.clone(),
+                span: tracing::Span::current(),
+                started: Instant::now(),
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+            })
         });
         RequestGuard {
             handle,
@@ -497,7 +500,9 @@ impl RequestGuard {
     /// the service failed): dropping the guard cancels without a cause. Reports the
     /// request if its context had ended before.
     fn finish(&self) {
-        if !self.finished.swap(true, Ordering::Relaxed) {
+        if self.watch.is_none() {
+            self.finished.store(true, Ordering::Relaxed);
+        } else if !self.finished.swap(true, Ordering::Relaxed) {
             self.report();
         }
     }
@@ -537,6 +542,8 @@ fn cause_text(ctx: &Context, stopped: &ctx_core::ContextError) -> std::borrow::C
 }
 
 impl Watch {
+    #[cold]
+    #[inline(never)]
     fn emit(&self, err: Error) {
         let stopped = ctx_core::ContextError::new(&self.ctx, err);
         self.span.in_scope(|| match err {
