@@ -115,10 +115,11 @@
 //! ## Mapping to a span's status (OpenTelemetry)
 //!
 //! The event is recorded in the span that was current when the layer was called (a request
-//! span of your own, entered around the layer, as tower-http's `TraceLayer` does); with `tracing-opentelemetry` it becomes an event of that span, its
-//! fields its attributes. It sets no status itself (`tracing-opentelemetry` marks a span as an
-//! error only for `ERROR` events, and none of these is one). Set the request span's status
-//! from `cause` and the level:
+//! span of your own, entered around the layer, as tower-http's `TraceLayer` does); with
+//! `tracing-opentelemetry` it becomes an event of that span, its fields its attributes. It
+//! sets no status itself (`tracing-opentelemetry` marks a span as an error only for `ERROR`
+//! events, and none of these is one). Set the request span's status from `cause` and the
+//! level:
 //!
 //! | `cause` | level | the client got | span status |
 //! | --- | --- | --- | --- |
