@@ -1,12 +1,19 @@
 //! The demo: an HTTP server of albums over an embedded SQLite database it creates and seeds
-//! itself. Every handler is `#[cancellable(timeout = "5s")]`: when a client hangs up or 5 s
-//! pass, the handler stops and so does its query, inside the database.
+//! itself. Every request has 5 s (the layer's timeout, and each handler's own
+//! `#[cancellable(timeout = "5s")]`): when a client hangs up or 5 s pass, the handler stops
+//! and so does its query, inside the database.
 //!
 //! ```sh
 //! cargo run --example album_server                    # SQLite, on 127.0.0.1:8080
 //! DATABASE_URL=postgres://... cargo run --example album_server
 //! PORT=3000 cargo run --example album_server
+//! RUST_LOG=info,ctx_rusqlite=debug,ctx_postgres=debug cargo run --example album_server
 //! ```
+//!
+//! It logs through `tracing` (`RUST_LOG`, default `info`): one line for each request stopped
+//! before its answer was done, from `ContextLayer` (`request ended early cause=... origin=...
+//! elapsed_ms=... method=... path=...`); at `debug`, the database integrations also record
+//! each query they stopped and how long the stop took.
 //!
 //! Then, in another terminal:
 //!
@@ -21,7 +28,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctx_examples::{App, router};
+use ctx_examples::{App, log_to_stderr, router};
 use ctx_http::Shutdown;
 
 /// How long the requests in flight may run on after Ctrl-C or SIGTERM.
@@ -29,6 +36,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    log_to_stderr();
     // Ctrl-C or SIGTERM: stop accepting, give the requests in flight 10 s, then end them (and
     // their queries) with "server shutting down (SIGTERM)"; a second signal ends them at once.
     let shutdown = Shutdown::on_signals(DRAIN)?;
@@ -44,17 +52,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
     let port = std::env::var("PORT").unwrap_or_else(|_| "8080".to_string());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
-    eprintln!(
+    tracing::info!(
         "albums on http://{} over {}; Ctrl-C to stop",
         listener.local_addr()?,
         app.describe()
     );
-    let routes = router(Arc::new(app), root.clone(), None);
+    // The layer's 5 s, as the handlers' own: the layer sees (and logs) the requests it stops.
+    let routes = router(Arc::new(app), root.clone(), Some(Duration::from_secs(5)));
     let signalled = shutdown.signalled();
     axum::serve(listener, routes)
         .with_graceful_shutdown(async move {
             signalled.await;
-            eprintln!(
+            tracing::info!(
                 "shutting down: no new connections; requests in flight have {} s",
                 DRAIN.as_secs()
             );

@@ -17,17 +17,21 @@
 //! curl -H 'grpc-timeout: 0m' 'http://127.0.0.1:8090/albums/slow?seconds=1'  # spent: refused
 //! ```
 //!
-//! Each service prints one line for each request it stopped, and why.
+//! It logs through `tracing` (`RUST_LOG`, default `info`): each service's `ContextLayer` logs
+//! one line for each request it stopped, and why, in a span that names the service
+//! (`service{name="A"}`); `RUST_LOG=info,ctx_reqwest=debug,ctx_tonic=debug,ctx_rusqlite=debug`
+//! adds the calls aborted on the way and the query stopped.
 
 use std::time::Duration;
 
 use ctx_core::Context;
-use ctx_examples::App;
 use ctx_examples::chain::Chain;
+use ctx_examples::{App, log_to_stderr};
 use ctx_http::Shutdown;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    log_to_stderr();
     // Ctrl-C or SIGTERM, listened for from the start; the chain ends its requests itself.
     let shutdown = Shutdown::on_signals(Duration::ZERO)?;
     let budget = match std::env::var("BUDGET_MS") {
@@ -45,15 +49,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
     let database = app.describe();
     let chain = Chain::start(app, budget, [8090, 50051, 8091]).await?;
-    eprintln!("A (axum, {budget:?} per request): http://{}", chain.edge);
-    eprintln!("B (tonic gRPC):                  http://{}", chain.catalog);
-    eprintln!("C (axum over {database}):  http://{}", chain.albums);
-    eprintln!(
+    tracing::info!("A (axum, {budget:?} per request): http://{}", chain.edge);
+    tracing::info!("B (tonic gRPC):                  http://{}", chain.catalog);
+    tracing::info!("C (axum over {database}):  http://{}", chain.albums);
+    tracing::info!(
         "try: curl 'http://{}/albums/slow?seconds=0.5'; Ctrl-C to stop",
         chain.edge
     );
     shutdown.signalled().await;
-    eprintln!("shutting down");
+    tracing::info!("shutting down");
     chain.shut_down();
     // Let the servers answer what is in flight ("server shutting down") and close.
     tokio::time::sleep(Duration::from_millis(100)).await;

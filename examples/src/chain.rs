@@ -57,7 +57,7 @@ use tonic::Status;
 use tonic::transport::Channel;
 use tonic_prost::ProstCodec;
 
-use crate::{Album, App, log_if_stopped, router};
+use crate::{Album, App, ServiceSpan, router};
 
 /// The messages of the `ctx.demo.Catalog` gRPC service.
 pub mod proto {
@@ -161,11 +161,6 @@ impl Catalog {
         let ctx = ctx_tonic::context(&request)?;
         self.calls.fetch_add(1, Ordering::SeqCst);
         let seconds = request.into_inner().seconds;
-        log_if_stopped(
-            &ctx,
-            format!("B: SlowAlbums(seconds: {seconds})"),
-            "its call to C was aborted",
-        );
         let albums = self.ask_albums(&ctx, seconds).await?;
         Ok(tonic::Response::new(proto::AlbumList {
             albums: albums.into_iter().map(proto::Album::from).collect(),
@@ -310,11 +305,6 @@ async fn edge_slow_albums(
     State(edge): State<Edge>,
     Query(slow): Query<Slow>,
 ) -> Result<Json<Vec<Album>>, EdgeError> {
-    log_if_stopped(
-        &ctx,
-        format!("A: GET /albums/slow?seconds={}", slow.seconds),
-        "its call to B was reset",
-    );
     let albums = slow_albums(&ctx, &edge.catalog, slow.seconds)
         .await
         .map_err(EdgeError)?;
@@ -351,8 +341,8 @@ impl Chain {
         // C: the album server, no timeout of its own but its handlers' 5 s.
         let albums_listener = bind(albums_port).await?;
         let albums = albums_listener.local_addr()?;
-        let albums_state = Arc::new(app.with_log_prefix("C: "));
-        let routes = router(albums_state.clone(), root.clone(), None);
+        let albums_state = Arc::new(app);
+        let routes = router(albums_state.clone(), root.clone(), None).layer(ServiceSpan("C"));
         tokio::spawn(serve_http(albums_listener, routes, root.clone()));
 
         // B: the catalog, behind ContextLayer like any HTTP service.
@@ -360,6 +350,7 @@ impl Chain {
         let catalog = catalog_listener.local_addr()?;
         let catalog_state = Arc::new(Catalog::new(format!("http://{albums}")));
         let server = tonic::transport::Server::builder()
+            .layer(ServiceSpan("B"))
             .layer(ContextLayer::new(root.clone()))
             .add_service(CatalogServer(catalog_state.clone()));
         let stop = root.clone();
@@ -369,7 +360,7 @@ impl Chain {
                 stop.done().await;
             };
             if let Err(err) = server.serve_with_incoming_shutdown(incoming, stopped).await {
-                eprintln!("B stopped: {err}");
+                tracing::error!("B stopped: {err}");
             }
         });
 
@@ -381,7 +372,7 @@ impl Chain {
             .connect_lazy();
         tokio::spawn(serve_http(
             edge_listener,
-            edge_router(channel, root.clone(), budget),
+            edge_router(channel, root.clone(), budget).layer(ServiceSpan("A")),
             root,
         ));
 
@@ -409,6 +400,6 @@ async fn serve_http(listener: TcpListener, routes: Router, root: Context) {
         .with_graceful_shutdown(stopped)
         .await
     {
-        eprintln!("HTTP server stopped: {err}");
+        tracing::error!("HTTP server stopped: {err}");
     }
 }

@@ -7,7 +7,7 @@
 //! database*: SQLite is interrupted, PostgreSQL is sent a cancel request.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ctx_core::{Context, cancellable};
-use ctx_http::{ContextLayer, RequestContext, RequestEnd};
+use ctx_http::{ContextLayer, RequestContext};
 use ctx_postgres::tokio_postgres;
 use ctx_rusqlite::Db;
 use rusqlite::functions::FunctionFlags;
@@ -75,8 +75,6 @@ pub enum Store {
 #[derive(Debug)]
 pub struct App {
     store: Store,
-    /// Put before each line the server logs.
-    log_prefix: &'static str,
 }
 
 /// What a handler can fail with.
@@ -132,7 +130,7 @@ impl IntoResponse for AppError {
 }
 
 /// The routes, with a context for every request: children of `root` (cancel it with
-/// [`RequestEnd::ShuttingDown`] to stop the server), each ending after `request_timeout` if
+/// [`ctx_http::RequestEnd::ShuttingDown`] to stop the server), each ending after `request_timeout` if
 /// given (the handlers' own 5 s apply anyway: the nearer deadline wins).
 pub fn router(app: Arc<App>, root: Context, request_timeout: Option<Duration>) -> Router {
     let layer = match request_timeout {
@@ -182,14 +180,6 @@ async fn slow_albums(
     State(app): State<Arc<App>>,
     Query(slow): Query<Slow>,
 ) -> Result<Json<Vec<Album>>, AppError> {
-    log_if_stopped(
-        ctx,
-        format!(
-            "{}GET /albums/slow?seconds={}",
-            app.log_prefix, slow.seconds
-        ),
-        "the query was stopped in the database",
-    );
     let what = format!("GET /albums/slow?seconds={}", slow.seconds);
     let _audit = Audit::on_drop(app.clone(), ctx, what);
     app.pause(ctx, slow.seconds).await?;
@@ -260,11 +250,7 @@ impl Drop for Audit {
         self.runtime.spawn(async move {
             let _handle = handle;
             if let Err(err) = app.write_audit(&shielded, &row).await {
-                let what = &row.what;
-                eprintln!(
-                    "{}audit row for {what} not written: {err:?}",
-                    app.log_prefix
-                );
+                tracing::warn!(what = row.what, error = ?err, "audit row not written");
             }
         });
     }
@@ -273,25 +259,61 @@ impl Drop for Audit {
 /// How long an audit row may take to write, once its request has ended.
 const AUDIT_BUDGET: Duration = Duration::from_secs(1);
 
-/// Prints one line when `ctx` ends before the request is answered, saying why and then
-/// `consequence`: a client that hangs up drops the handler at its `.await`, so this runs from
-/// an after-func, not from the handler.
-pub(crate) fn log_if_stopped(ctx: &Context, what: String, consequence: &'static str) {
-    let started = Instant::now();
-    let watched = ctx.clone();
-    // Not stopped when the handler returns: a request that was answered ends its context
-    // without a reason to log, which the after-func sees.
-    drop(ctx.after_func(move || {
-        let why = match (RequestEnd::of(&watched), watched.err()) {
-            (Some(end), _) => end.to_string(),
-            (None, Some(ctx_core::Error::DeadlineExceeded)) => "the 5 s timeout passed".to_string(),
-            _ => return, // answered
-        };
-        eprintln!(
-            "{what}: stopped after {:.2} s: {why}; {consequence}",
-            started.elapsed().as_secs_f64()
-        );
-    }));
+/// Logs through `tracing` to stderr, filtered by `RUST_LOG` (default `info`): the demo's
+/// binaries call it first.
+pub fn log_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A tower layer that runs each request of a service in a span `service{name=...}`, so that
+/// the log of several services in one process says which one spoke.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceSpan(pub &'static str);
+
+impl<S> tower_layer::Layer<S> for ServiceSpan {
+    type Service = ServiceSpanned<S>;
+
+    fn layer(&self, inner: S) -> ServiceSpanned<S> {
+        ServiceSpanned {
+            inner,
+            name: self.0,
+        }
+    }
+}
+
+/// The service of [`ServiceSpan`].
+#[derive(Clone, Debug)]
+pub struct ServiceSpanned<S> {
+    inner: S,
+    name: &'static str,
+}
+
+impl<S, R> tower_service::Service<R> for ServiceSpanned<S>
+where
+    S: tower_service::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tracing::instrument::Instrumented<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let span = tracing::info_span!("service", name = self.name);
+        // Entered for the call too: what the layers below capture there is in the span.
+        let future = span.in_scope(|| self.inner.call(req));
+        tracing::Instrument::instrument(future, span)
+    }
 }
 
 impl App {
@@ -359,17 +381,7 @@ impl App {
     }
 
     fn new(store: Store) -> App {
-        App {
-            store,
-            log_prefix: "",
-        }
-    }
-
-    /// The app, with `prefix` before each line it logs (to tell servers apart in one
-    /// terminal).
-    pub fn with_log_prefix(mut self, prefix: &'static str) -> App {
-        self.log_prefix = prefix;
-        self
+        App { store }
     }
 
     /// The database connections in use right now: a query holds one until it has stopped in

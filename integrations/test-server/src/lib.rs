@@ -4,6 +4,8 @@
 // Test support only: its types need no `Debug`.
 #![allow(missing_debug_implementations)]
 
+pub mod capture;
+
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
