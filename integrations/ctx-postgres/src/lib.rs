@@ -169,7 +169,12 @@ impl fmt::Display for Error {
         match self {
             Error::Context(stopped) => write!(f, "query canceled: {stopped}"),
             Error::Postgres(e) => fmt::Display::fmt(e, f),
-            Error::Connect(e) => write!(f, "could not connect to the server: {e}"),
+            // tokio-postgres's own text for a server's error is only "db error": say the
+            // server's message (a wrong password, an unknown database).
+            Error::Connect(e) => match e.as_db_error() {
+                Some(db) => write!(f, "could not connect to the server: {db}"),
+                None => write!(f, "could not connect to the server: {e}"),
+            },
             Error::Cancel(e) => write!(f, "could not send the cancel request: {e}"),
             #[cfg(feature = "deadpool")]
             Error::Pool(e) => write!(f, "no connection from the pool: {e}"),
