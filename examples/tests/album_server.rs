@@ -255,3 +255,13 @@ async fn postgres_hang_ups_and_load_leave_nothing_running_on_the_server() {
         );
     }
 }
+
+/// A malformed `DATABASE_URL` is a clear error at start-up, never a panic.
+#[tokio::test]
+async fn a_malformed_database_url_is_a_clear_error() {
+    let err = App::postgres(&Context::background(), "postgres://host:notaport/db")
+        .await
+        .unwrap_err();
+    let text = format!("{err:?}");
+    assert!(text.contains("invalid"), "{text}");
+}
