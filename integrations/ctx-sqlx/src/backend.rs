@@ -2,19 +2,30 @@
 //! executes is stopped, and how a stopped connection is made clean again.
 
 use std::future::Future;
+#[cfg(feature = "sqlite")]
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
+#[cfg(feature = "sqlite")]
+use std::sync::Arc;
 
+#[cfg(feature = "mysql")]
 use sqlx::mysql::{MySql, MySqlDatabaseError};
 use sqlx::pool::{PoolConnection, PoolOptions};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::Postgres;
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::Sqlite;
-use sqlx::{AssertSqlSafe, Connection, Database, Pool, Row};
+use sqlx::{Connection, Database, Pool};
+#[cfg(feature = "mysql")]
+use sqlx::AssertSqlSafe;
+#[cfg(feature = "postgres")]
+use sqlx::Row;
 
 use crate::BoxFuture;
 
 /// How often (in SQLite virtual-machine instructions) a statement checks whether its call was
 /// stopped.
+#[cfg(feature = "sqlite")]
 const PROGRESS_OPS: i32 = 100;
 
 /// Connections of the side pool that sends the stops (PostgreSQL, MySQL).
@@ -131,6 +142,7 @@ pub trait Backend: Database {
 // been signalled; the backend drops a cancel that arrives while it waits for a command, so once
 // a statement sent after it has completed, no cancel of ours is pending.
 
+#[cfg(feature = "postgres")]
 impl Backend for Postgres {
     const REMOTE: bool = true;
     type Id = i32;
@@ -193,6 +205,7 @@ impl Backend for Postgres {
     }
 }
 
+#[cfg(feature = "postgres")]
 async fn pg_rollback(conn: &mut sqlx::PgConnection) -> Settled {
     match sqlx::raw_sql("ROLLBACK").execute(conn).await {
         Ok(_) => Settled::Again,
@@ -201,6 +214,7 @@ async fn pg_rollback(conn: &mut sqlx::PgConnection) -> Settled {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn pg_code(e: &sqlx::Error) -> Option<&str> {
     e.as_database_error()
         .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
@@ -213,8 +227,10 @@ fn pg_code(e: &sqlx::Error) -> Option<&str> {
 // next one, and one that reaches our settling ROLLBACK fails it (so we know it is spent).
 
 /// `ER_QUERY_INTERRUPTED`: "Query execution was interrupted".
+#[cfg(feature = "mysql")]
 const MYSQL_INTERRUPTED: u16 = 1317;
 
+#[cfg(feature = "mysql")]
 impl Backend for MySql {
     const REMOTE: bool = true;
     type Id = u64;
@@ -264,6 +280,7 @@ impl Backend for MySql {
     }
 }
 
+#[cfg(feature = "mysql")]
 fn mysql_number(e: &sqlx::Error) -> Option<u16> {
     e.as_database_error()
         .and_then(|d| d.try_downcast_ref::<MySqlDatabaseError>())
@@ -277,20 +294,26 @@ fn mysql_number(e: &sqlx::Error) -> Option<u16> {
 // belongs to one call and is closed before the connection serves anything else, so a stop can
 // never reach later work.
 
+#[cfg(feature = "sqlite")]
 const RUNNING: u8 = 0;
+#[cfg(feature = "sqlite")]
 const STOPPED: u8 = 1;
+#[cfg(feature = "sqlite")]
 const CLOSED: u8 = 2;
 
 /// Whether one call's statements should stop.
+#[cfg(feature = "sqlite")]
 #[derive(Debug)]
 pub struct Gate(AtomicU8);
 
+#[cfg(feature = "sqlite")]
 impl Gate {
     fn stopped(&self) -> bool {
         self.0.load(Ordering::Acquire) == STOPPED
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl Backend for Sqlite {
     const REMOTE: bool = false;
     type Id = Arc<Gate>;

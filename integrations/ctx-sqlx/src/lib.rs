@@ -133,8 +133,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// MariaDB) and [`sqlx::Sqlite`].
 pub trait Driver: Backend {}
 
+#[cfg(feature = "postgres")]
 impl Driver for sqlx::Postgres {}
+#[cfg(feature = "mysql")]
 impl Driver for sqlx::MySql {}
+#[cfg(feature = "sqlite")]
 impl Driver for sqlx::Sqlite {}
 
 /// The error of work run under a context.
