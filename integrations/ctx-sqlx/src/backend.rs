@@ -3,11 +3,15 @@
 
 use std::future::Future;
 #[cfg(feature = "sqlite")]
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::sync::OnceLock;
 #[cfg(feature = "sqlite")]
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
+#[cfg(feature = "mysql")]
+use sqlx::AssertSqlSafe;
+#[cfg(feature = "postgres")]
+use sqlx::Row;
 #[cfg(feature = "mysql")]
 use sqlx::mysql::{MySql, MySqlDatabaseError};
 use sqlx::pool::{PoolConnection, PoolOptions};
@@ -16,10 +20,6 @@ use sqlx::postgres::Postgres;
 #[cfg(feature = "sqlite")]
 use sqlx::sqlite::Sqlite;
 use sqlx::{Connection, Database, Pool};
-#[cfg(feature = "mysql")]
-use sqlx::AssertSqlSafe;
-#[cfg(feature = "postgres")]
-use sqlx::Row;
 
 use crate::BoxFuture;
 
