@@ -70,7 +70,9 @@ fn slow(marker: &str) -> String {
 }
 
 fn short(marker: &str) -> String {
-    format!("SELECT CAST(? AS SIGNED) + SLEEP(0.002) AS {marker}")
+    // The value does not depend on SLEEP's: an interrupted SLEEP returns 1 instead of 0 (and
+    // no error), so `? + SLEEP(..)` would come back one higher when a stop lands mid-sleep.
+    format!("SELECT CAST(? AS SIGNED) AS {marker} FROM (SELECT SLEEP(0.002)) AS pause")
 }
 
 async fn running(server: &Server, marker: &str) -> i64 {
