@@ -44,10 +44,15 @@ pub(crate) struct App {
 /// - `ctx`: `.route("/", get(with_context))` (a handler that extracts `RequestContext`),
 ///   `.layer(ContextLayer::new(root).timeout(30 s))`, `root` a cancellable child of
 ///   `background()` as a server's root is (to shut it down).
+///
+/// Each ends with `.with_state(())`, as `axum::serve` does (`into_make_service`): it makes each
+/// route's service once. A router called without it makes the route of a handler, with the
+/// layers around it, again for every request (clones of the handler and of each layer, and
+/// their boxes), which no server pays and which would be counted as the layers' cost.
 pub(crate) fn app(imp: &str) -> App {
     match imp {
         "axum" => App {
-            router: Router::new().route("/", get(plain)),
+            router: Router::new().route("/", get(plain)).with_state(()),
             _root: None,
         },
         "tower-http-timeout" => App {
@@ -56,7 +61,8 @@ pub(crate) fn app(imp: &str) -> App {
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::GATEWAY_TIMEOUT,
                     TIMEOUT,
-                )),
+                ))
+                .with_state(()),
             _root: None,
         },
         "ctx" => {
@@ -64,7 +70,8 @@ pub(crate) fn app(imp: &str) -> App {
             App {
                 router: Router::new()
                     .route("/", get(with_context))
-                    .layer(ContextLayer::new(root).timeout(TIMEOUT)),
+                    .layer(ContextLayer::new(root).timeout(TIMEOUT))
+                    .with_state(()),
                 _root: Some(handle),
             }
         }
