@@ -15,9 +15,10 @@
 //!
 //! Measured as ctx-core's `compare` measures its loop cases (the same JSON line format): the
 //! batch size calibrated to 20 ms, the median ns/op of 15 batches, bytes and allocations per op
-//! from one more batch with a counting allocator on. The three are measured in interleaved
-//! rounds (axum, tower-http, ctx, then again), and each reports its best round, so that a burst
-//! of load from elsewhere on a shared machine hurts one round, not one implementation.
+//! from one more batch with a counting allocator on. The three are interleaved batch by batch
+//! (a batch of axum, one of tower-http, one of ctx, and again), so that the load of a shared
+//! machine falls on the three alike, in rounds (`--rounds`, 2 by default) of which each
+//! reports its best.
 
 #[path = "apps/mod.rs"]
 mod apps;
@@ -136,28 +137,51 @@ struct Looped {
     batch: u64,
 }
 
-/// `run(n)` performs `n` ops and returns how long they took. The batch size is grown by tens
-/// until a batch takes a tenth of the target (this also warms up), then set to the target.
-fn looped(budget: &Budget, mut run: impl FnMut(u64) -> Duration) -> Looped {
-    let mut n = 1u64;
-    let mut took = run(n);
-    while took < budget.batch / 10 && n < 1 << 40 {
-        n *= 10;
-        took = run(n);
+/// A runner of `n` ops that returns how long they took.
+type Run<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
+
+/// One round over every implementation at once. Each one's batch size is calibrated first:
+/// grown by tens until a batch takes a tenth of the target (this also warms up), then set to
+/// the target. The timed batches are then taken in turn, one of each implementation after
+/// another, so that the load of a shared machine falls on all of them alike; each reports the
+/// median ns/op of its batches, and bytes and allocations per op from one more batch with the
+/// counting allocator on.
+fn interleaved(budget: &Budget, runs: &mut [Run<'_>]) -> Vec<Looped> {
+    let batches: Vec<u64> = runs
+        .iter_mut()
+        .map(|run| {
+            let mut n = 1u64;
+            let mut took = run(n);
+            while took < budget.batch / 10 && n < 1 << 40 {
+                n *= 10;
+                took = run(n);
+            }
+            let per_op = ns(took).max(1.0) / n as f64;
+            ((ns(budget.batch) / per_op) as u64).max(1)
+        })
+        .collect();
+    let mut samples = vec![Vec::with_capacity(budget.samples); runs.len()];
+    for _ in 0..budget.samples {
+        for (i, run) in runs.iter_mut().enumerate() {
+            samples[i].push(ns(run(batches[i])) / batches[i] as f64);
+        }
     }
-    let per_op = ns(took).max(1.0) / n as f64;
-    let n = ((ns(budget.batch) / per_op) as u64).max(1);
-    let samples: Vec<f64> = (0..budget.samples).map(|_| ns(run(n)) / n as f64).collect();
-    let (_, allocs, bytes) = count(|| run(n));
-    Looped {
-        ns_per_op: median(&samples),
-        min: samples.iter().copied().fold(f64::INFINITY, f64::min),
-        max: samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        bytes_per_op: bytes as f64 / n as f64,
-        allocs_per_op: allocs as f64 / n as f64,
-        iterations: n * budget.samples as u64,
-        batch: n,
-    }
+    runs.iter_mut()
+        .zip(batches)
+        .zip(samples)
+        .map(|((run, n), samples)| {
+            let (_, allocs, bytes) = count(|| run(n));
+            Looped {
+                ns_per_op: median(&samples),
+                min: samples.iter().copied().fold(f64::INFINITY, f64::min),
+                max: samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                bytes_per_op: bytes as f64 / n as f64,
+                allocs_per_op: allocs as f64 / n as f64,
+                iterations: n * budget.samples as u64,
+                batch: n,
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,6 +228,7 @@ impl Record {
 const USAGE: &str = "\
 usage: cargo bench -p ctx-http --features axum --bench compare -- [options]
   --json     print one JSON object per line instead of a table
+  --rounds N interleaved rounds, the best of which each impl reports (default 2)
   --quick    tiny batches: checks that every impl runs, measures nothing
 ";
 
@@ -211,9 +236,18 @@ fn main() {
     let mut json = false;
     let mut quick = false;
     let mut bench = false;
-    for arg in std::env::args().skip(1) {
+    let mut rounds = 2;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = true,
+            "--rounds" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) if n > 0 => rounds = n,
+                _ => {
+                    eprint!("compare: --rounds needs a positive number\n{USAGE}");
+                    std::process::exit(2);
+                }
+            },
             "--quick" => quick = true,
             "--bench" => bench = true,
             "-h" | "--help" => {
@@ -238,28 +272,34 @@ fn main() {
         Budget {
             batch: Duration::from_millis(20),
             samples: 15,
-            rounds: 2,
+            rounds,
         }
     };
 
     let name = "http_request_in_process";
     let rt = apps::runtime();
     let mut apps: Vec<apps::App> = apps::IMPLS.iter().map(|imp| apps::app(imp)).collect();
-    let mut rounds: Vec<Vec<Looped>> = vec![Vec::new(); apps::IMPLS.len()];
+    let mut results: Vec<Vec<Looped>> = vec![Vec::new(); apps::IMPLS.len()];
     for round in 0..budget.rounds {
-        for (i, imp) in apps::IMPLS.iter().enumerate() {
-            eprintln!("running {name} {imp}, round {} ...", round + 1);
-            let router = &mut apps[i].router;
-            let m = looped(&budget, |n| {
-                rt.block_on(async {
-                    let t0 = Instant::now();
-                    for _ in 0..n {
-                        apps::request(router).await;
-                    }
-                    t0.elapsed()
-                })
-            });
-            rounds[i].push(m);
+        eprintln!("running {name}, round {} ...", round + 1);
+        let rt = &rt;
+        let mut runs: Vec<Run<'_>> = apps
+            .iter_mut()
+            .map(|app| {
+                let router = &mut app.router;
+                Box::new(move |n: u64| {
+                    rt.block_on(async {
+                        let t0 = Instant::now();
+                        for _ in 0..n {
+                            apps::request(router).await;
+                        }
+                        t0.elapsed()
+                    })
+                }) as Run<'_>
+            })
+            .collect();
+        for (i, m) in interleaved(&budget, &mut runs).into_iter().enumerate() {
+            results[i].push(m);
         }
     }
 
@@ -270,7 +310,7 @@ fn main() {
     ];
     let records: Vec<Record> = apps::IMPLS
         .iter()
-        .zip(rounds)
+        .zip(results)
         .zip(notes)
         .map(|((imp, rounds), note)| {
             let best = *rounds
