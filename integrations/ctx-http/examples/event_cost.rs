@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Instructions per request = (second total − first total) / 10,000. Measured: 3,663 (3,630
-//! before the event existed).
+//! before the event existed); 3,468 since the layer no longer parses the `grpc-timeout` name,
+//! reads the clock to ask whether a new context has ended, nor makes a `Done` for a request
+//! answered at once.
 
 use std::convert::Infallible;
 use std::task::Poll;

@@ -1,5 +1,5 @@
 //! `ContextLayer::min_remaining`: a request with too little time left is answered at once,
-//! without calling the service.
+//! without calling the service; and, with or without it, so is a request with no time at all.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -126,4 +126,24 @@ async fn an_ended_root_is_still_answered_as_an_end() {
     let layer = ContextLayer::new(root).min_remaining(MIN);
     let (status, _, _) = call(&layer, &calls, with_timeout("20m")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_whose_time_has_run_out_is_answered_504_without_calling_the_service() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = ContextLayer::new(Context::background()).timeout(Duration::from_secs(30));
+    let (status, _, body) = call(&layer, &calls, with_timeout("0m")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body, "caller's deadline exceeded");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_timeout_answers_504_without_calling_the_service() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = ContextLayer::new(Context::background()).timeout(Duration::ZERO);
+    let (status, _, body) = call(&layer, &calls, Request::new(String::new())).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body, "request timed out");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
