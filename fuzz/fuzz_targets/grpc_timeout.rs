@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(
         parsed.as_ref().ok(),
         reference(data).as_ref(),
-        "{:?}",
+        "{}",
         data.escape_ascii()
     );
 
@@ -58,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(
                 again,
                 timeout,
-                "{:?} re-encoded as {encoded}",
+                "{} re-encoded as {encoded}",
                 data.escape_ascii()
             );
             assert_eq!(
