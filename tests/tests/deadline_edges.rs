@@ -1,6 +1,6 @@
-//! Deadlines at the edge of what an `Instant` can hold (nothing panics on any input, API rule
-//! 6), and the reason of a context read while an end is still walking down to it (the first end
-//! wins and is fixed forever, rule 1).
+//! Deadlines at the edge of what an `Instant` can hold (nothing panics on any input: rule 6 of
+//! ctx-core's docs), and the reason of a context read while an end is still walking down to it
+//! (the first end wins and is fixed forever: rule 1).
 
 use std::future::Future;
 use std::pin::{Pin, pin};
