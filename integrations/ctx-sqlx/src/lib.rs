@@ -414,10 +414,12 @@ impl<DB: Driver> Pool<DB> {
                 } else {
                     State::Dirty
                 };
-                match result {
-                    Ok(value) => Ok(value),
-                    Err(_) => Err(Error::ended(ctx, ended)),
-                }
+                // The context ended before the work completed, and a stop was sent: the call
+                // returns the context's error even if the server then reported success (a
+                // MySQL `SLEEP` that is killed returns 1 and no error, so such a result cannot
+                // be trusted), as the docs of `run` say.
+                drop(result);
+                Err(Error::ended(ctx, ended))
             }
             None => {
                 side.state = State::Dirty;
