@@ -20,6 +20,12 @@
 //! call, which ends B's context with `client disconnected`, which aborts B's HTTP call, which
 //! ends C's context with `client disconnected`, which interrupts SQLite.
 //!
+//! [`Chain::start`] runs the three on 127.0.0.1 in one runtime. Each can also run on its own,
+//! on a listener and toward an address of the caller's choosing: C is [`serve_http`] of
+//! [`router`], B is [`serve_catalog`] of a [`Catalog`] that asks C, and A is [`serve_http`] of
+//! an [`edge_router`] whose channel ([`catalog_channel`]) leads to B (the network fault tests
+//! run each in a network namespace of its own).
+//!
 //! B's gRPC service is written by hand (what `tonic-build` would generate from the `.proto`
 //! below, in a few lines), so the example needs no `protoc`:
 //!
@@ -349,27 +355,16 @@ impl Chain {
         let catalog_listener = bind(catalog_port).await?;
         let catalog = catalog_listener.local_addr()?;
         let catalog_state = Arc::new(Catalog::new(format!("http://{albums}")));
-        let server = tonic::transport::Server::builder()
-            .layer(ServiceSpan("B"))
-            .layer(ContextLayer::new(root.clone()))
-            .add_service(CatalogServer(catalog_state.clone()));
-        let stop = root.clone();
-        tokio::spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(catalog_listener);
-            let stopped = async move {
-                stop.done().await;
-            };
-            if let Err(err) = server.serve_with_incoming_shutdown(incoming, stopped).await {
-                tracing::error!("B stopped: {err}");
-            }
-        });
+        tokio::spawn(serve_catalog(
+            catalog_listener,
+            catalog_state.clone(),
+            root.clone(),
+        ));
 
         // A: the edge, with the budget.
         let edge_listener = bind(edge_port).await?;
         let edge = edge_listener.local_addr()?;
-        let channel = Channel::from_shared(format!("http://{catalog}"))
-            .expect("a valid URI")
-            .connect_lazy();
+        let channel = catalog_channel(catalog);
         tokio::spawn(serve_http(
             edge_listener,
             edge_router(channel, root.clone(), budget).layer(ServiceSpan("A")),
@@ -392,7 +387,33 @@ impl Chain {
     }
 }
 
-async fn serve_http(listener: TcpListener, routes: Router, root: Context) {
+/// Serves B on `listener` until `root` ends: the catalog behind [`ContextLayer`] (children of
+/// `root`, no timeout of their own: the caller's `grpc-timeout` is the deadline).
+pub async fn serve_catalog(listener: TcpListener, catalog: Arc<Catalog>, root: Context) {
+    let server = tonic::transport::Server::builder()
+        .layer(ServiceSpan("B"))
+        .layer(ContextLayer::new(root.clone()))
+        .add_service(CatalogServer(catalog));
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let stopped = async move {
+        root.done().await;
+    };
+    if let Err(err) = server.serve_with_incoming_shutdown(incoming, stopped).await {
+        tracing::error!("B stopped: {err}");
+    }
+}
+
+/// A's channel to B at `catalog`, connected on first use (and again after a failure). Made
+/// inside a tokio runtime, which runs its connection.
+pub fn catalog_channel(catalog: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{catalog}"))
+        .expect("a socket address makes a valid URI")
+        .connect_lazy()
+}
+
+/// Serves `routes` (A's [`edge_router`], or C's [`router`]) on `listener` until `root` ends,
+/// letting the requests in flight finish.
+pub async fn serve_http(listener: TcpListener, routes: Router, root: Context) {
     let stopped = async move {
         root.done().await;
     };
