@@ -395,6 +395,12 @@ impl Net {
             skip(&why);
             return None;
         }
+        // One test at a time: the first `ip netns add` on a machine sets up /run/netns, which
+        // two at once can trip over.
+        static ADDING: Mutex<()> = Mutex::new(());
+        let _adding = ADDING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         delete_stale_namespaces();
         let pid = std::process::id();
         let mut namespaces = Namespaces(Vec::new());
