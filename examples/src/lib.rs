@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 
 pub mod chain;
 
@@ -137,7 +137,7 @@ impl std::fmt::Display for AppError {
             AppError::Stopped(err) => write!(f, "{err}"),
             AppError::NotFound => f.write_str("no such album"),
             AppError::Database(message) => write!(f, "database error: {message}"),
-            AppError::Config(message) => write!(f, "invalid database address: {message}"),
+            AppError::Config(message) => f.write_str(message),
         }
     }
 }
@@ -426,16 +426,15 @@ impl App {
     /// (afresh) and seeds its tables.
     pub async fn postgres(ctx: &Context, url: &str) -> Result<App, AppError> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|err| AppError::Config(format!("not a valid PostgreSQL URL: {err}")))?
+            .map_err(|err| AppError::Config(format!("invalid PostgreSQL URL ({err})")))?
             .application_name(APPLICATION_NAME)
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
-        let pool = ctx
-            .run(
-                PgPoolOptions::new()
-                    .max_connections(8)
-                    .connect_with(options),
-            )
-            .await??;
+        // One connection first, by itself: an unreachable server or a wrong password is then
+        // reported as such, at once (a pool retries until its acquire timeout, and says so).
+        ctx.run(options.connect()).await??.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_lazy_with(options);
         let pool = Pool::new(pool);
         for sql in [
             "DROP TABLE IF EXISTS album",
@@ -455,15 +454,13 @@ impl App {
     /// `mariadb://...`); creates (afresh) and seeds its tables.
     pub async fn mysql(ctx: &Context, url: &str) -> Result<App, AppError> {
         let options = MySqlConnectOptions::from_str(url)
-            .map_err(|err| AppError::Config(format!("not a valid MySQL URL: {err}")))?
+            .map_err(|err| AppError::Config(format!("invalid MySQL URL ({err})")))?
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
-        let pool = ctx
-            .run(
-                MySqlPoolOptions::new()
-                    .max_connections(8)
-                    .connect_with(options),
-            )
-            .await??;
+        // One connection first, by itself (see `postgres`).
+        ctx.run(options.connect()).await??.close().await?;
+        let pool = MySqlPoolOptions::new()
+            .max_connections(8)
+            .connect_lazy_with(options);
         let pool = Pool::new(pool);
         for sql in [
             "DROP TABLE IF EXISTS album",
@@ -493,7 +490,7 @@ impl App {
             Some("postgres" | "postgresql") => App::postgres(ctx, url).await,
             Some("mysql" | "mariadb") => App::mysql(ctx, url).await,
             _ => Err(AppError::Config(
-                "the URL must start with postgres://, postgresql://, mysql:// or mariadb://"
+                "invalid URL: it must start with postgres://, postgresql://, mysql:// or mariadb://"
                     .to_string(),
             )),
         }

@@ -339,15 +339,18 @@ async fn a_malformed_database_url_is_a_clear_error() {
     for (url, says) in [
         (
             "postgres://user:secret@host:notaport/db",
-            "not a valid PostgreSQL URL",
+            "invalid PostgreSQL URL",
+        ),
+        ("mysql://user:secret@host:notaport/db", "invalid MySQL URL"),
+        ("mariadb://user:secret@[::1/db", "invalid MySQL URL"),
+        (
+            "redis://user:secret@host/0",
+            "invalid URL: it must start with postgres://",
         ),
         (
-            "mysql://user:secret@host:notaport/db",
-            "not a valid MySQL URL",
+            "user:secret@host/db",
+            "invalid URL: it must start with postgres://",
         ),
-        ("mariadb://user:secret@[::1/db", "not a valid MySQL URL"),
-        ("redis://user:secret@host/0", "must start with postgres://"),
-        ("user:secret@host/db", "must start with postgres://"),
     ] {
         let err = App::connect(&ctx, url).await.unwrap_err();
         assert!(matches!(err, AppError::Config(_)), "{url}: {err:?}");
@@ -355,5 +358,25 @@ async fn a_malformed_database_url_is_a_clear_error() {
         assert!(text.contains(says), "{url}: {text}");
         assert!(text.contains("invalid"), "{url}: {text}");
         assert!(!text.contains("secret"), "{url}: {text}");
+    }
+}
+
+/// A server that cannot be reached is a clear error at start-up, at once (not a pool's
+/// timeout 30 s later), without the URL.
+#[tokio::test]
+async fn an_unreachable_database_server_is_a_clear_error_at_once() {
+    let ctx = Context::background();
+    for url in [
+        "postgres://user:secret@127.0.0.1:1/db",
+        "mysql://user:secret@127.0.0.1:1/db",
+    ] {
+        let start = Instant::now();
+        let err = App::connect(&ctx, url).await.unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(err, AppError::Database(_)), "{url}: {err:?}");
+        let text = err.to_string();
+        assert!(text.contains("refused"), "{url}: {text}");
+        assert!(!text.contains("secret"), "{url}: {text}");
+        assert!(took < HARD_BOUND, "{url}: failed after {took:?}");
     }
 }

@@ -12,10 +12,16 @@ use sqlx::Row;
 /// A hard bound for things that take milliseconds, safe on a loaded 2-core CI machine.
 pub const HARD_BOUND: Duration = Duration::from_secs(3);
 
-/// The album app over a fresh SQLite file named after the test.
+/// The SQLite file of the test `name`.
+pub fn sqlite_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ctx-demo-test-{name}-{}.db", std::process::id()))
+}
+
+/// The album app over a fresh SQLite file named after the test ([`sqlite_path`]).
 pub async fn sqlite_app(name: &str) -> App {
-    let path = std::env::temp_dir().join(format!("ctx-demo-test-{name}-{}.db", std::process::id()));
-    App::sqlite(&Context::background(), &path, 8).await.unwrap()
+    App::sqlite(&Context::background(), &sqlite_path(name), 8)
+        .await
+        .unwrap()
 }
 
 /// The URL of a server from `var`, or `None` (the test is then skipped, saying so) if it is not
