@@ -428,6 +428,9 @@ impl App {
         let options = PgConnectOptions::from_str(url)
             .map_err(|err| AppError::Config(format!("invalid PostgreSQL URL ({err})")))?
             .application_name(APPLICATION_NAME)
+            // No `NOTICE`s (`DROP TABLE IF EXISTS`'s "does not exist, skipping"), which sqlx
+            // would log at `INFO` beside the demo's own lines.
+            .options([("client_min_messages", "warning")])
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         // One connection first, by itself: an unreachable server or a wrong password is then
         // reported as such, at once (a pool retries until its acquire timeout, and says so).
