@@ -43,22 +43,29 @@ pub fn server_url(var: &str, what: &str) -> Option<String> {
 /// `None` if it is not set (see [`server_url`]).
 pub async fn postgres_app(ctx: &Context) -> Option<(App, Watcher)> {
     let url = server_url("DATABASE_URL", "PostgreSQL")?;
+    let watcher = Watcher::connect(&url).await;
     let app = App::postgres(ctx, &url).await.unwrap();
-    Some((app, Watcher::connect(&url).await))
+    Some((app, watcher))
 }
 
 /// The album app over the MySQL or MariaDB server at `MYSQL_URL`, and a watcher of that
 /// server; `None` if it is not set (see [`server_url`]).
 pub async fn mysql_app(ctx: &Context) -> Option<(App, Watcher)> {
     let url = server_url("MYSQL_URL", "MariaDB")?;
+    let watcher = Watcher::connect(&url).await;
     let app = App::mysql(ctx, &url).await.unwrap();
-    Some((app, Watcher::connect(&url).await))
+    Some((app, watcher))
 }
 
-/// A connection of its own to the demo's database server, that sees what the demo runs there.
+/// A connection of its own to the demo's database server, that sees what the demo runs there:
+/// only on the sessions opened after it (made before the app), so that what an earlier run
+/// left on a shared server is not counted (PostgreSQL finishes a `pg_sleep` whose client has
+/// gone away).
 pub enum Watcher {
-    Postgres(sqlx::PgPool),
-    MySql(sqlx::MySqlPool),
+    /// The pool, and the server's clock when the watcher was made.
+    Postgres(sqlx::PgPool, String),
+    /// The pool, and the watcher's connection id (later ones are higher).
+    MySql(sqlx::MySqlPool, u64),
 }
 
 impl Watcher {
@@ -69,14 +76,22 @@ impl Watcher {
                 .connect(url)
                 .await
                 .unwrap();
-            Watcher::Postgres(pool)
+            let since = sqlx::query_scalar("SELECT clock_timestamp()::text")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            Watcher::Postgres(pool, since)
         } else {
             let pool = sqlx::mysql::MySqlPoolOptions::new()
                 .max_connections(1)
                 .connect(url)
                 .await
                 .unwrap();
-            Watcher::MySql(pool)
+            let since = sqlx::query_scalar("SELECT CONNECTION_ID()")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            Watcher::MySql(pool, since)
         }
     }
 
@@ -84,19 +99,22 @@ impl Watcher {
     /// the server itself reports them (`pg_stat_activity`, `information_schema.PROCESSLIST`).
     pub async fn sleeping(&self) -> i64 {
         match self {
-            Watcher::Postgres(pool) => sqlx::query(
+            Watcher::Postgres(pool, since) => sqlx::query(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE application_name = $1 AND state = 'active' AND query LIKE '%pg_sleep%'",
+                 WHERE application_name = $1 AND state = 'active' AND query LIKE '%pg_sleep%'
+                   AND backend_start > $2::timestamptz",
             )
             .bind(APPLICATION_NAME)
+            .bind(since)
             .fetch_one(pool)
             .await
             .unwrap()
             .get(0),
-            Watcher::MySql(pool) => sqlx::query(
+            Watcher::MySql(pool, since) => sqlx::query(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST
-                 WHERE ID <> CONNECTION_ID() AND INFO LIKE 'SELECT SLEEP(%'",
+                 WHERE ID > ? AND INFO LIKE 'SELECT SLEEP(%'",
             )
+            .bind(since)
             .fetch_one(pool)
             .await
             .unwrap()
@@ -107,8 +125,8 @@ impl Watcher {
     /// What the server calls its slow statement, for messages.
     pub fn sleep_name(&self) -> &'static str {
         match self {
-            Watcher::Postgres(_) => "pg_sleep",
-            Watcher::MySql(_) => "SLEEP",
+            Watcher::Postgres(..) => "pg_sleep",
+            Watcher::MySql(..) => "SLEEP",
         }
     }
 
