@@ -1,19 +1,21 @@
 //! The demo: an HTTP server of albums over an embedded SQLite database it creates and seeds
-//! itself. Every request has 5 s (the layer's timeout, and each handler's own
+//! itself, on a ctx-sqlx pool (or over PostgreSQL, MySQL or MariaDB, given `DATABASE_URL`).
+//! Every request has 5 s (the layer's timeout, and each handler's own
 //! `#[cancellable(timeout = "5s")]`): when a client hangs up or 5 s pass, the handler stops
 //! and so does its query, inside the database.
 //!
 //! ```sh
 //! cargo run --example album_server                    # SQLite, on 127.0.0.1:8080
-//! DATABASE_URL=postgres://... cargo run --example album_server
+//! DATABASE_URL=postgres://user:pass@127.0.0.1/db cargo run --example album_server
+//! DATABASE_URL=mysql://user:pass@127.0.0.1/db cargo run --example album_server  # or mariadb://
 //! PORT=3000 cargo run --example album_server
-//! RUST_LOG=info,ctx_rusqlite=debug,ctx_postgres=debug cargo run --example album_server
+//! RUST_LOG=info,sqlx=debug cargo run --example album_server   # and every statement
 //! ```
 //!
 //! It logs through `tracing` (`RUST_LOG`, default `info`): one line for each request stopped
 //! before its answer was done, from `ContextLayer` (`request ended early cause=... origin=...
-//! elapsed_ms=... method=... path=...`); at `debug`, the database integrations also record
-//! each query they stopped and how long the stop took.
+//! elapsed_ms=... method=... path=...`); at `debug`, sqlx's own events add each statement it
+//! ran and how long it took (a stopped one included).
 //!
 //! Then, in another terminal:
 //!
@@ -41,13 +43,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // their queries) with "server shutting down (SIGTERM)"; a second signal ends them at once.
     let shutdown = Shutdown::on_signals(DRAIN)?;
     let root = shutdown.context().clone();
-    let app = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => App::postgres(&root, &url)
-            .await
-            .map_err(|err| format!("could not set up PostgreSQL at DATABASE_URL: {err:?}"))?,
-        _ => {
-            let path = std::env::temp_dir().join(format!("ctx-albums-{}.db", std::process::id()));
-            App::sqlite(&path, 8)?
+    // SQLite in a fresh file unless DATABASE_URL names a server; a malformed one is an error
+    // that says so (the URL itself is not repeated: it may hold a password).
+    let path = std::env::temp_dir().join(format!("ctx-albums-{}.db", std::process::id()));
+    let app = match App::from_env(&root, &path).await {
+        Ok(app) => app,
+        Err(err) => {
+            tracing::error!("could not set up the database: {err}");
+            std::process::exit(2);
         }
     };
     let port = std::env::var("PORT").unwrap_or_else(|_| "8080".to_string());

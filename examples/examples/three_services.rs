@@ -6,6 +6,7 @@
 //! cargo run --example three_services             # A on 127.0.0.1:8090, B on :50051, C on :8091
 //! BUDGET_MS=300 cargo run --example three_services
 //! DATABASE_URL=postgres://... cargo run --example three_services   # C over PostgreSQL
+//! DATABASE_URL=mysql://... cargo run --example three_services      # C over MySQL/MariaDB
 //! ```
 //!
 //! Then, in another terminal:
@@ -19,8 +20,8 @@
 //!
 //! It logs through `tracing` (`RUST_LOG`, default `info`): each service's `ContextLayer` logs
 //! one line for each request it stopped, and why, in a span that names the service
-//! (`service{name="A"}`); `RUST_LOG=info,ctx_reqwest=debug,ctx_tonic=debug,ctx_rusqlite=debug`
-//! adds the calls aborted on the way and the query stopped.
+//! (`service{name="A"}`); `RUST_LOG=info,ctx_reqwest=debug,ctx_tonic=debug` adds the calls
+//! aborted on the way, and `sqlx=debug` C's statements.
 
 use std::time::Duration;
 
@@ -38,13 +39,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Ok(ms) => Duration::from_millis(ms.parse().map_err(|_| "BUDGET_MS: not a number")?),
         Err(_) => Duration::from_secs(2),
     };
-    let app = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => App::postgres(&Context::background(), &url)
-            .await
-            .map_err(|err| format!("could not set up PostgreSQL at DATABASE_URL: {err:?}"))?,
-        _ => {
-            let path = std::env::temp_dir().join(format!("ctx-chain-{}.db", std::process::id()));
-            App::sqlite(&path, 8)?
+    let path = std::env::temp_dir().join(format!("ctx-chain-{}.db", std::process::id()));
+    let app = match App::from_env(&Context::background(), &path).await {
+        Ok(app) => app,
+        Err(err) => {
+            tracing::error!("could not set up C's database: {err}");
+            std::process::exit(2);
         }
     };
     let database = app.describe();

@@ -564,7 +564,8 @@ impl Chain {
     fn start(net: &Net, budget: Duration, name: &str) -> Chain {
         let [a, b, c] = [0, 1, 2].map(|side| Host::new(net.ns(side)));
 
-        let albums = Arc::new(sqlite_app(name));
+        // C's pool belongs to C's runtime (sqlx spawns its upkeep there).
+        let albums = Arc::new(c.handle.block_on(sqlite_app(name)));
         let arrivals: Arrivals = Arc::default();
         let log = arrivals.clone();
         let routes = router(albums.clone(), c.root.clone(), None)
@@ -645,10 +646,7 @@ async fn all_ended_at_c(albums: &App, arrivals: &Arrivals) -> Vec<Arrival> {
     wait_until(
         "C ends its requests and stops its queries",
         HARD_BOUND,
-        || {
-            albums.connections_in_use() == 0
-                && arrivals.lock().unwrap().iter().all(|a| a.ended.is_some())
-        },
+        || albums.nothing_running() && arrivals.lock().unwrap().iter().all(|a| a.ended.is_some()),
     )
     .await;
     arrivals.lock().unwrap().clone()
@@ -862,10 +860,7 @@ fn reset_mid_call(test: &str, side: usize, dst: SocketAddr) {
             killed.contains(&dst.to_string()),
             "ss -K killed no connection to {dst}: {killed}"
         );
-        let stopped = wait_until("C's query stops", HARD_BOUND, || {
-            albums.connections_in_use() == 0
-        })
-        .await;
+        let stopped = wait_until("C's query stops", HARD_BOUND, || albums.nothing_running()).await;
         eprintln!("C's query stopped {stopped:?} after the reset");
         let rows = audit_at_c(&albums, 1).await;
         assert_eq!(

@@ -1,5 +1,6 @@
 //! Three real services on 127.0.0.1 (`ctx_examples::chain`): A (axum) → B (tonic gRPC) → C
-//! (axum over SQLite; PostgreSQL too when `DATABASE_URL` is set, which `.ci/run` does).
+//! (axum over SQLite; PostgreSQL too when `DATABASE_URL` is set and MySQL/MariaDB when
+//! `MYSQL_URL` is, which `.ci/run` does).
 //!
 //! - a budget set at A reaches C's query as a deadline under that budget;
 //! - a client that hangs up on A stops C's query within 200 ms, and B and C say why;
@@ -11,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{HARD_BOUND, active_demo_queries, postgres_app, sqlite_app, wait_until};
+use common::{HARD_BOUND, Watcher, mysql_app, postgres_app, sqlite_app, wait_until};
 use ctx_core::Context;
 use ctx_examples::chain::{Chain, proto};
 use ctx_examples::{App, AuditRow};
@@ -25,6 +26,11 @@ async fn start(app: App, budget: Duration) -> Chain {
 
 fn running(chain: &Chain) -> usize {
     chain.albums_state.connections_in_use()
+}
+
+/// Nothing runs in C's database: every connection back, and on SQLite no pause row sleeping.
+fn stopped(chain: &Chain) -> bool {
+    chain.albums_state.nothing_running()
 }
 
 /// C's audit trail once it holds `n` rows (they are written as C's handlers end).
@@ -46,7 +52,7 @@ async fn audit_at_c(chain: &Chain, n: usize) -> Vec<AuditRow> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quick_request_goes_through_all_three() {
-    let chain = start(sqlite_app("chain-quick"), Duration::from_secs(10)).await;
+    let chain = start(sqlite_app("chain-quick").await, Duration::from_secs(10)).await;
     let url = format!("http://{}/albums/slow?seconds=0.01", chain.edge);
     let response = reqwest::get(url).await.unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::OK);
@@ -64,7 +70,7 @@ async fn a_quick_request_goes_through_all_three() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_set_at_a_is_the_deadline_of_cs_query() {
     let budget = Duration::from_millis(300);
-    let chain = start(sqlite_app("chain-budget"), budget).await;
+    let chain = start(sqlite_app("chain-budget").await, budget).await;
     let sent = Instant::now();
     let response = reqwest::get(format!("http://{}/albums/slow?seconds=30", chain.edge))
         .await
@@ -89,7 +95,7 @@ async fn a_budget_set_at_a_is_the_deadline_of_cs_query() {
     );
     assert_ne!(rows[0].outcome, "answered");
     // The query stopped in the database, not 30 s later.
-    wait_until("C's query stops", HARD_BOUND, || running(&chain) == 0).await;
+    wait_until("C's query stops", HARD_BOUND, || stopped(&chain)).await;
     chain.shut_down();
 }
 
@@ -102,7 +108,7 @@ async fn hang_up_on_a(chain: &Chain) -> (Instant, Duration) {
     wait_until("C's query starts", HARD_BOUND, || running(chain) == 1).await;
     let hung_up = Instant::now();
     drop(socket);
-    let stopped = wait_until("C's query stops", HARD_BOUND, || running(chain) == 0).await;
+    let stopped = wait_until("C's query stops", HARD_BOUND, || stopped(chain)).await;
     eprintln!("C's query stopped {stopped:?} after the client hung up on A");
     (hung_up, stopped)
 }
@@ -123,39 +129,55 @@ async fn assert_hang_up_reached_the_bottom(chain: &Chain, stopped: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_on_a_stops_cs_query_in_sqlite() {
-    let chain = start(sqlite_app("chain-hang-up"), Duration::from_secs(60)).await;
-    // SQLite runs in C's process: the query has stopped when C's blocking work returns.
+    let chain = start(sqlite_app("chain-hang-up").await, Duration::from_secs(60)).await;
+    // SQLite runs in C's process: the query has stopped when its connection is back in the
+    // pool (ctx-sqlx gives it back only once SQLite has returned).
     let (_, stopped) = hang_up_on_a(&chain).await;
+    assert_hang_up_reached_the_bottom(&chain, stopped).await;
+    chain.shut_down();
+}
+
+/// A hang-up at A, with C on a database server: C's query has stopped when the server says so.
+async fn hang_up_on_a_with_c_on_a_server(app: App, watcher: Watcher) {
+    let chain = start(app, Duration::from_secs(60)).await;
+    let (hung_up, _) = hang_up_on_a(&chain).await;
+    while watcher.sleeping().await > 0 {
+        assert!(
+            hung_up.elapsed() < HARD_BOUND,
+            "{} still running on the server",
+            watcher.sleep_name()
+        );
+    }
+    let stopped = hung_up.elapsed();
+    eprintln!(
+        "{} ended on the server {stopped:?} after the client hung up on A",
+        watcher.sleep_name()
+    );
     assert_hang_up_reached_the_bottom(&chain, stopped).await;
     chain.shut_down();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_on_a_stops_cs_query_in_postgres() {
-    let Some(app) = postgres_app(&Context::background()).await else {
+    let Some((app, watcher)) = postgres_app(&Context::background()).await else {
         return;
     };
-    let url = std::env::var("DATABASE_URL").unwrap();
-    let chain = start(app, Duration::from_secs(60)).await;
-    let (hung_up, _) = hang_up_on_a(&chain).await;
-    // PostgreSQL runs elsewhere: the query has stopped when the server says so.
-    while active_demo_queries(&url).await > 0 {
-        assert!(
-            hung_up.elapsed() < HARD_BOUND,
-            "pg_sleep still running on the server"
-        );
-    }
-    let stopped = hung_up.elapsed();
-    eprintln!("pg_sleep ended on the server {stopped:?} after the client hung up on A");
-    assert_hang_up_reached_the_bottom(&chain, stopped).await;
-    chain.shut_down();
+    hang_up_on_a_with_c_on_a_server(app, watcher).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_on_a_stops_cs_query_in_mariadb() {
+    let Some((app, watcher)) = mysql_app(&Context::background()).await else {
+        return;
+    };
+    hang_up_on_a_with_c_on_a_server(app, watcher).await;
 }
 
 /// A client whose budget has run out (`grpc-timeout: 0m`): A answers at once, B and C never
 /// hear of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_budget_is_refused_at_a_before_any_work() {
-    let chain = start(sqlite_app("chain-spent-a"), Duration::from_secs(10)).await;
+    let chain = start(sqlite_app("chain-spent-a").await, Duration::from_secs(10)).await;
     let response = reqwest::Client::new()
         .get(format!("http://{}/albums/slow?seconds=1", chain.edge))
         .header("grpc-timeout", "0m")
@@ -173,7 +195,7 @@ async fn a_spent_budget_is_refused_at_a_before_any_work() {
 /// caller whose context has ended does not call at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_budget_is_refused_at_b_before_any_work() {
-    let chain = start(sqlite_app("chain-spent-b"), Duration::from_secs(10)).await;
+    let chain = start(sqlite_app("chain-spent-b").await, Duration::from_secs(10)).await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", chain.catalog))
         .unwrap()
         .connect()
@@ -231,7 +253,7 @@ async fn no_audit_at_c(chain: &Chain) -> bool {
 /// The ports the chain listens on are all on 127.0.0.1.
 #[tokio::test]
 async fn every_service_listens_on_loopback() {
-    let chain = start(sqlite_app("chain-loopback"), Duration::from_secs(1)).await;
+    let chain = start(sqlite_app("chain-loopback").await, Duration::from_secs(1)).await;
     for addr in [chain.edge, chain.catalog, chain.albums] {
         assert_eq!(addr.ip(), SocketAddr::from(([127, 0, 0, 1], 0)).ip());
     }

@@ -1,32 +1,164 @@
-//! What the demo's end-to-end tests share: databases to run the album server over, and waiting.
+//! What the demo's end-to-end tests share: databases to run the album server over, a watcher
+//! of what runs on a database server, and waiting.
 
 #![allow(dead_code, unreachable_pub)] // each test file uses a part of it
 
 use std::time::{Duration, Instant};
 
 use ctx_core::Context;
-use ctx_examples::App;
+use ctx_examples::{APPLICATION_NAME, App};
+use sqlx::Row;
 
 /// A hard bound for things that take milliseconds, safe on a loaded 2-core CI machine.
 pub const HARD_BOUND: Duration = Duration::from_secs(3);
 
-/// The album app over a fresh SQLite file named after the test.
-pub fn sqlite_app(name: &str) -> App {
-    let path = std::env::temp_dir().join(format!("ctx-demo-test-{name}-{}.db", std::process::id()));
-    App::sqlite(&path, 8).unwrap()
+/// The SQLite file of the test `name`.
+pub fn sqlite_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ctx-demo-test-{name}-{}.db", std::process::id()))
 }
 
-/// The album app over the PostgreSQL server at `DATABASE_URL`, or `None` (the test is then
-/// skipped) if it is not set; under `CI=true` a missing server is a failure.
-pub async fn postgres_app(ctx: &Context) -> Option<App> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(App::postgres(ctx, &url).await.unwrap()),
+/// The album app over a fresh SQLite file named after the test ([`sqlite_path`]).
+pub async fn sqlite_app(name: &str) -> App {
+    App::sqlite(&Context::background(), &sqlite_path(name), 8)
+        .await
+        .unwrap()
+}
+
+/// The URL of a server from `var`, or `None` (the test is then skipped, saying so) if it is not
+/// set; under `CI=true` a missing server is a failure.
+pub fn server_url(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("DATABASE_URL is not set under CI=true: .ci/run must start PostgreSQL")
+            panic!("{var} is not set under CI=true: .ci/run must start {what}")
         }
         _ => {
-            eprintln!("skipped: DATABASE_URL not set");
+            eprintln!("skipped: {var} not set");
             None
+        }
+    }
+}
+
+/// The album app over the PostgreSQL server at `DATABASE_URL`, and a watcher of that server;
+/// `None` if it is not set (see [`server_url`]).
+pub async fn postgres_app(ctx: &Context) -> Option<(App, Watcher)> {
+    let url = server_url("DATABASE_URL", "PostgreSQL")?;
+    let watcher = Watcher::connect(&url).await;
+    let app = App::postgres(ctx, &url).await.unwrap();
+    Some((app, watcher))
+}
+
+/// The album app over the MySQL or MariaDB server at `MYSQL_URL`, and a watcher of that
+/// server; `None` if it is not set (see [`server_url`]).
+pub async fn mysql_app(ctx: &Context) -> Option<(App, Watcher)> {
+    let url = server_url("MYSQL_URL", "MariaDB")?;
+    let watcher = Watcher::connect(&url).await;
+    let app = App::mysql(ctx, &url).await.unwrap();
+    Some((app, watcher))
+}
+
+/// A connection of its own to the demo's database server, that sees what the demo runs there:
+/// only on the sessions opened after it (made before the app), so that what an earlier run
+/// left on a shared server is not counted (PostgreSQL finishes a `pg_sleep` whose client has
+/// gone away).
+pub enum Watcher {
+    /// The pool, and the server's clock when the watcher was made.
+    Postgres(sqlx::PgPool, String),
+    /// The pool, and the watcher's connection id (later ones are higher).
+    MySql(sqlx::MySqlPool, u64),
+}
+
+impl Watcher {
+    pub async fn connect(url: &str) -> Watcher {
+        if url.starts_with("postgres") {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await
+                .unwrap();
+            let since = sqlx::query_scalar("SELECT clock_timestamp()::text")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            Watcher::Postgres(pool, since)
+        } else {
+            let pool = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await
+                .unwrap();
+            let since = sqlx::query_scalar("SELECT CONNECTION_ID()")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            Watcher::MySql(pool, since)
+        }
+    }
+
+    /// The demo's slow statements (`pg_sleep`, `SLEEP`) running on the server right now, as
+    /// the server itself reports them (`pg_stat_activity`, `information_schema.PROCESSLIST`).
+    pub async fn sleeping(&self) -> i64 {
+        match self {
+            Watcher::Postgres(pool, since) => sqlx::query(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE application_name = $1 AND state = 'active' AND query LIKE '%pg_sleep%'
+                   AND backend_start > $2::timestamptz",
+            )
+            .bind(APPLICATION_NAME)
+            .bind(since)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0),
+            Watcher::MySql(pool, since) => sqlx::query(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST
+                 WHERE ID > ? AND INFO LIKE 'SELECT SLEEP(%'",
+            )
+            .bind(since)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0),
+        }
+    }
+
+    /// What the server calls its slow statement, for messages.
+    pub fn sleep_name(&self) -> &'static str {
+        match self {
+            Watcher::Postgres(..) => "pg_sleep",
+            Watcher::MySql(..) => "SLEEP",
+        }
+    }
+
+    /// Waits until the server runs a slow statement of the demo, failing after `bound`.
+    pub async fn wait_for_sleep(&self, bound: Duration) -> Duration {
+        let start = Instant::now();
+        while self.sleeping().await == 0 {
+            assert!(
+                start.elapsed() < bound,
+                "{} never started on the server",
+                self.sleep_name()
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        start.elapsed()
+    }
+
+    /// Waits until no slow statement of the demo runs on the server, failing after `bound`;
+    /// returns how long it took.
+    pub async fn wait_until_none(&self, bound: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let left = self.sleeping().await;
+            if left == 0 {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < bound,
+                "{left} {} still running on the server after {bound:?}",
+                self.sleep_name()
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 }
@@ -39,23 +171,4 @@ pub async fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> b
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     start.elapsed()
-}
-
-/// Active `pg_sleep` queries of the demo's connections, seen from another connection.
-pub async fn active_demo_queries(url: &str) -> i64 {
-    let (client, connection) =
-        ctx_postgres::tokio_postgres::connect(url, ctx_postgres::tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE application_name = 'ctx-album-demo' AND state = 'active'
-               AND query LIKE '%pg_sleep%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
 }
