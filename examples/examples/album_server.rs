@@ -10,6 +10,10 @@
 //! RUST_LOG=info,ctx_rusqlite=debug,ctx_postgres=debug cargo run --example album_server
 //! ```
 //!
+//! A client gets 10 s to send a request head (a keep-alive connection idle that long is
+//! closed), and a write to a client that stops reading fails after 10 s without progress
+//! (`ctx_examples::serve`); a request body is bounded by the request's 5 s.
+//!
 //! It logs through `tracing` (`RUST_LOG`, default `info`): one line for each request stopped
 //! before its answer was done, from `ContextLayer` (`request ended early cause=... origin=...
 //! elapsed_ms=... method=... path=...`); at `debug`, the database integrations also record
@@ -28,6 +32,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ctx_examples::serve::{Limits, serve};
 use ctx_examples::{App, log_to_stderr, router};
 use ctx_http::Shutdown;
 
@@ -60,14 +65,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // The layer's 5 s, as the handlers' own: the layer sees (and logs) the requests it stops.
     let routes = router(Arc::new(app), root.clone(), Some(Duration::from_secs(5)));
     let signalled = shutdown.signalled();
-    axum::serve(listener, routes)
-        .with_graceful_shutdown(async move {
-            signalled.await;
-            tracing::info!(
-                "shutting down: no new connections; requests in flight have {} s",
-                DRAIN.as_secs()
-            );
-        })
-        .await?;
+    // Not `axum::serve`, which bounds no slow client: 10 s for a request head (or an idle
+    // keep-alive connection), 10 s for a write to a client that stopped reading.
+    serve(listener, routes, Limits::default(), async move {
+        signalled.await;
+        tracing::info!(
+            "shutting down: no new connections; requests in flight have {} s",
+            DRAIN.as_secs()
+        );
+    })
+    .await;
     Ok(())
 }

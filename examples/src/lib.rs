@@ -23,6 +23,7 @@ use rusqlite::functions::FunctionFlags;
 use serde::{Deserialize, Serialize};
 
 pub mod chain;
+pub mod serve;
 
 /// One row of the `album` table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
