@@ -6,13 +6,16 @@ Usage: soak_slow_clients.py PORT SECONDS WORKERS OUT_JSON
 
 A request is *abandoned* if the client closes its socket before it has the whole response: the
 server must then log one `request ended early ... cause="client disconnected"` for it. Two
-kinds of hang-up:
+kinds of request:
 
-- early: before 0.8 S. The query inside the database takes at least S, so the answer cannot
-  exist yet: an abandoned request for certain (a complete answer here is an error).
-- late: at S + 0.5..2 s. Normally the answer has arrived by then: the client reads it whole,
-  checks it, and closes a finished exchange (not abandoned). If the server was slower than
-  that, the client hangs up first and counts the request as abandoned ("late").
+- 60 %: a 30 s query, abandoned at 0.1..2.5 s ("early"): long before the query could end, and
+  before the server's 5 s timeout, so an abandoned request for certain. A query that the
+  hang-up does not stop would hold its database connection for 30 s: the soak's checks (no
+  query left running, the audit trail, wrk's errors once the connections run out) see it.
+- 40 %: an S = 0.3..2.5 s query, and a hang-up at S + 0.5..2 s ("late"). Normally the answer
+  has arrived by then: the client reads it whole, checks it, and closes a finished exchange
+  (not abandoned). If the server was slower than that, the client hangs up first and counts
+  the request as abandoned ("late").
 
 Half of the hang-ups close the socket (FIN), half reset it (SO_LINGER 0: RST).
 """
@@ -71,9 +74,12 @@ class Stats:
 
 
 def one(port, rng, stats):
-    seconds = round(rng.uniform(0.3, 2.5), 3)
     early = rng.random() < 0.6
-    hang_up = rng.uniform(0.1, 0.8 * seconds) if early else seconds + rng.uniform(0.5, 2.0)
+    if early:
+        seconds, hang_up = 30, rng.uniform(0.1, 2.5)
+    else:
+        seconds = round(rng.uniform(0.3, 2.5), 3)
+        hang_up = seconds + rng.uniform(0.5, 2.0)
     path = f"/albums/slow?seconds={seconds}"
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     start = time.monotonic()
