@@ -5,19 +5,20 @@ on a raw socket, again and again until the time is up, and hangs up at a random 
 Usage: soak_slow_clients.py PORT SECONDS WORKERS OUT_JSON
 
 A request is *abandoned* if the client closes its socket before it has the whole response: the
-server must then log one `request ended early ... cause="client disconnected"` for it. Two
-kinds of request:
+server must then log one `request ended early ... cause="client disconnected"` for it, and
+for no other request. Two kinds of request, so that the count is exact:
 
-- 60 %: a 30 s query, abandoned at 0.1..2.5 s ("early"): long before the query could end, and
-  before the server's 5 s timeout, so an abandoned request for certain. A query that the
-  hang-up does not stop would hold its database connection for 30 s: the soak's checks (no
-  query left running, the audit trail, wrk's errors once the connections run out) see it.
-- 40 %: an S = 0.3..2.5 s query, and a hang-up at S + 0.5..2 s ("late"). Normally the answer
-  has arrived by then: the client reads it whole, checks it, and closes a finished exchange
-  (not abandoned). If the server was slower than that, the client hangs up first and counts
-  the request as abandoned ("late").
-
-Half of the hang-ups close the socket (FIN), half reset it (SO_LINGER 0: RST).
+- 60 % abandoned: a 30 s query, and a hang-up at 0.1..2.5 s: long before the query could
+  end, and before the server's 5 s timeout. A query that the hang-up does not stop would hold
+  its database connection for 30 s, which the soak's checks see (no query left running, the
+  audit trail, wrk's errors once the connections run out). The hang-up is a close (FIN), or
+  from 0.5 s on, in half the cases, a reset (SO_LINGER 0: RST); a reset that comes before
+  the server has read the request would erase the request, so it waits that long.
+- 40 % complete before the hang-up: an S = 0.3..2.5 s query on a keep-alive connection; the
+  client reads the whole answer, checks it, and hangs up (FIN or RST) 0..0.5 s later, with no
+  request in flight. Hanging up at a set time instead would race the answer: one that the
+  server has written but the client has not read yet is done for the server (no event) and
+  missing for the client.
 """
 
 import json
@@ -60,8 +61,7 @@ def complete(buf):
 class Stats:
     def __init__(self):
         self.lock = threading.Lock()
-        self.counts = {"sent": 0, "abandoned_early": 0, "abandoned_late": 0, "completed": 0,
-                       "fin": 0, "rst": 0}
+        self.counts = {"sent": 0, "abandoned": 0, "completed": 0, "fin": 0, "rst": 0}
         self.errors = []
 
     def add(self, key):
@@ -73,23 +73,30 @@ class Stats:
             self.errors.append(text)
 
 
+def reset_on_close(sock):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 def one(port, rng, stats):
-    early = rng.random() < 0.6
-    if early:
+    abandon = rng.random() < 0.6
+    if abandon:
         seconds, hang_up = 30, rng.uniform(0.1, 2.5)
+        head = "Connection: close\r\n"
     else:
-        seconds = round(rng.uniform(0.3, 2.5), 3)
-        hang_up = seconds + rng.uniform(0.5, 2.0)
+        seconds, hang_up = round(rng.uniform(0.3, 2.5), 3), None
+        head = ""
     path = f"/albums/slow?seconds={seconds}"
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     start = time.monotonic()
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: soak\r\n{head}\r\n".encode())
     stats.add("sent")
+    # Abandoned: read until the hang-up (nothing should come). Complete: until the answer is
+    # whole, at most the server's 5 s timeout and then some.
+    until = start + (hang_up if abandon else seconds + 10)
     buf = b""
     answer = None
-    closed_by_server = False
     while answer is None:
-        left = start + hang_up - time.monotonic()
+        left = until - time.monotonic()
         if left <= 0:
             break
         readable, _, _ = select.select([sock], [], [], left)
@@ -97,31 +104,33 @@ def one(port, rng, stats):
             break
         chunk = sock.recv(65536)
         if not chunk:
-            closed_by_server = True
             break
         buf += chunk
         answer = complete(buf)
-    if answer is not None:
+    rst = rng.random() < 0.5
+    if abandon:
+        if buf:
+            stats.error(f"{path}: {buf[:200]!r} before the hang-up at {hang_up:.3f} s")
+        if rst and hang_up >= 0.5:
+            reset_on_close(sock)
+            stats.add("rst")
+        else:
+            stats.add("fin")
         sock.close()
-        status, body = answer
-        stats.add("completed")
-        if early:
-            stats.error(f"{path}: answered {time.monotonic() - start:.3f} s in, before its query could end")
-        elif status != 200 or json.loads(body) != SEED:
-            stats.error(f"{path}: status {status}, body {body[:200]!r}")
+        stats.add("abandoned")
         return
-    if closed_by_server:
+    if answer is None:
         sock.close()
-        stats.error(f"{path}: the server closed the connection without a whole answer: {buf[:200]!r}")
+        stats.error(f"{path}: no whole answer within {seconds + 10} s: {buf[:200]!r}")
         return
-    # Hang up with the answer not (wholly) here.
-    if rng.random() < 0.5:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        stats.add("rst")
-    else:
-        stats.add("fin")
+    status, body = answer
+    if status != 200 or json.loads(body) != SEED:
+        stats.error(f"{path}: status {status}, body {body[:200]!r}")
+    stats.add("completed")
+    time.sleep(rng.uniform(0, 0.5))
+    if rst:
+        reset_on_close(sock)
     sock.close()
-    stats.add("abandoned_early" if early else "abandoned_late")
 
 
 def worker(port, until, seed, stats):
