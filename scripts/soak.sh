@@ -71,9 +71,11 @@ cleanup() {
     wait 2>/dev/null || true
     if [ "$status" != 0 ] && [ -f "$log" ]; then
         echo "soak: the server's log ends with:" >&2
-        tail -20 "$log" >&2
+        tail -5 "$log" >&2
+        echo "soak: the server's log and wrk's and the clients' outputs are kept in $dir" >&2
+    else
+        rm -rf "$dir"
     fi
-    rm -rf "$dir"
 }
 trap cleanup EXIT
 
@@ -191,17 +193,20 @@ import json, sys; print(json.load(open(sys.argv[1]))["errors"][:3])' "$dir/clien
 [ "$abandoned" -gt 0 ] || failures+=("no request was abandoned: the event check proves nothing")
 # Events of requests on other paths (wrk's connections open when its runs end) are counted
 # apart: at most one per connection and run.
-events=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep 'request ended early' | grep -c 'cause="client disconnected"' || true)
-slow_events=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep 'request ended early' |
-    grep 'cause="client disconnected"' | grep -c 'path=/albums/slow' || true)
+# (Counted in files, not pipes: a `grep -m1` that leaves a pipe early kills its writer with
+# SIGPIPE, which `set -o pipefail` turns into the script's exit.)
+sed 's/\x1b\[[0-9;]*m//g' "$log" >"$dir/clean.log"
+grep 'request ended early' "$dir/clean.log" | grep 'cause="client disconnected"' >"$dir/disconnected.log" || true
+events=$(grep -c '' "$dir/disconnected.log" || true)
+slow_events=$(grep -c 'path=/albums/slow' "$dir/disconnected.log" || true)
 other_events=$((events - slow_events))
 [ "$slow_events" = "$abandoned" ] ||
     failures+=("$slow_events \"client disconnected\" events on /albums/slow for $abandoned abandoned requests")
 [ "$other_events" -le $((2 * conns)) ] ||
     failures+=("$other_events \"client disconnected\" events on wrk's paths: more than its $((2 * conns)) connections")
-warnings=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -cE '^\S+ +(WARN|ERROR)' || true)
+warnings=$(grep -cE '^\S+ +(WARN|ERROR)' "$dir/clean.log" || true)
 [ "$warnings" = 0 ] ||
-    failures+=("$warnings warnings or errors in the log, first: $(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -m1 -E '^\S+ +(WARN|ERROR)')")
+    failures+=("$warnings warnings or errors in the log, first: $(grep -m1 -E '^\S+ +(WARN|ERROR)' "$dir/clean.log")")
 
 # 4. Nothing left running in the database.
 settle() { # settle N COMMAND...: waits up to N tenths of a second for COMMAND to succeed
