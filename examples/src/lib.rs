@@ -29,6 +29,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, Row};
 
 pub mod chain;
+pub mod serve;
 
 /// One row of the `album` table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
