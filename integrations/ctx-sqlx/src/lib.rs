@@ -243,7 +243,10 @@ impl<DB: Driver> fmt::Debug for Pool<DB> {
 
 impl<DB: Driver> Pool<DB> {
     /// Wraps a sqlx pool. The side connections that send stops (PostgreSQL, MySQL: one kept
-    /// open from the first call on, at most four) are opened from its connect options.
+    /// open from the first call on, at most four) are opened from its connect options, as they
+    /// are when a stop is sent (options changed with [`sqlx::Pool::set_connect_options`], a
+    /// rotated password, are used from then on). A side connection that went bad (the server
+    /// restarted, or ended it) is replaced when a stop fails on it.
     pub fn new(pool: sqlx::Pool<DB>) -> Pool<DB> {
         Pool {
             control: std::sync::Arc::new(Control::new(pool)),
