@@ -50,6 +50,8 @@ pub struct Control<DB: Database> {
     side: Mutex<Option<SidePool<DB>>>,
     /// Whether the side pool was opened (see [`warm`](Control::warm)).
     warmed: AtomicBool,
+    /// Whether calls test idle connections themselves (see `Pool::new`).
+    pub(crate) own_test: bool,
 }
 
 /// A side pool, and the connect options it was made from.
@@ -67,11 +69,12 @@ impl<DB: Database> std::fmt::Debug for Control<DB> {
 }
 
 impl<DB: Database> Control<DB> {
-    pub(crate) fn new(pool: Pool<DB>) -> Control<DB> {
+    pub(crate) fn new(pool: Pool<DB>, own_test: bool) -> Control<DB> {
         Control {
             pool,
             side: Mutex::new(None),
             warmed: AtomicBool::new(false),
+            own_test,
         }
     }
 
