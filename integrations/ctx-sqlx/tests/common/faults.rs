@@ -129,18 +129,30 @@ async fn a_stop_reaches_the_server(pool: &Pool<Db>, observer: &sqlx::Pool<Db>, w
     println!("{NAME} {when}: 300 ms deadline -> stopped in the server after {took:?}");
 }
 
+/// Waits (at most 10 s) until the pool's one connection is idle (sqlx gives a connection back
+/// from a task of its own).
+async fn until_idle(pool: &Pool<Db>) {
+    let start = Instant::now();
+    while pool.get_ref().num_idle() == 0 {
+        assert!(start.elapsed() < HANG, "{NAME}: the pool's connection never came back");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// The server restarted while a call's statement runs (a minute-long one, under a 20 s
-/// deadline): the call fails at once with the server's error, not the context's, and the pool
-/// recovers by itself: with sqlx's default test of idle connections the first call after is
-/// answered; without it, the first call gets the server's error on the dead connection and the
-/// next one is answered. Stops reach the restarted server (the side connections that send them
-/// were replaced too).
+/// deadline): the call fails at once with the server's error, not the context's, and the pools
+/// recover by themselves: the busy one answers the next call; one whose idle connection died,
+/// with sqlx's default test of idle connections, answers its first call (ctx-sqlx's own test
+/// finds the connection dead, closes it and opens another); one that does not test idle
+/// connections fails its first call with the server's error and answers the next. Stops reach
+/// the restarted server (the side connections that send them were replaced too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restarted_mid_query_is_the_servers_error_and_the_pool_recovers() {
     let Some(options) = options() else { return };
     let Some(restart) = restarter() else { return };
     let _server = SERVER.write().await;
     let observer = pool_of_one(&options).await;
+    let busy = Pool::new(pool_of_one(&options).await);
     let tested = Pool::new(pool_of_one(&options).await);
     let untested = Pool::new(
         PoolOptions::<Db>::new()
@@ -151,15 +163,18 @@ async fn a_server_restarted_mid_query_is_the_servers_error_and_the_pool_recovers
             .unwrap(),
     );
     let bg = Context::background();
-    // The side connections are open when the server goes: the restart ends them too. (And
-    // `untested` has a connection, the one its first stop left clean or a new one.)
-    open_side(&tested).await;
-    open_side(&untested).await;
-    assert_eq!(echo(&untested, &bg, 1).await.unwrap(), 1);
+    // The side connections are open when the server goes: the restart ends them too; and the
+    // idle pools have their connection (the one their first stop left clean, or a new one).
+    for pool in [&busy, &tested, &untested] {
+        open_side(pool).await;
+        assert_eq!(echo(pool, &bg, 1).await.unwrap(), 1);
+    }
+    until_idle(&tested).await;
+    until_idle(&untested).await;
 
     let m = marker("restart");
     let call = tokio::spawn({
-        let pool = tested.clone();
+        let pool = busy.clone();
         let sql = slow(&m);
         async move {
             let (ctx, _h) = Context::background().with_timeout(Duration::from_secs(20));
@@ -181,15 +196,17 @@ async fn a_server_restarted_mid_query_is_the_servers_error_and_the_pool_recovers
     println!("{NAME}: restarted ({restart_took:?}) mid-query -> after {took:?}: {err}");
 
     let (ctx, _h) = bg.with_timeout(Duration::from_secs(10));
-    assert_eq!(echo(&tested, &ctx, 2).await.unwrap(), 2, "{NAME}: tested pool after the restart");
-    let err = echo(&untested, &ctx, 3)
+    assert_eq!(echo(&busy, &ctx, 2).await.unwrap(), 2, "{NAME}: busy pool after the restart");
+    assert_eq!(echo(&tested, &ctx, 3).await.unwrap(), 3, "{NAME}: tested pool after the restart");
+    let err = echo(&untested, &ctx, 4)
         .await
         .expect_err("a connection the server ended before its restart answered");
     assert_session_ended(&err, "untested pool, first call after the restart");
     println!("{NAME}: untested pool, first call after the restart: {err}");
-    assert_eq!(echo(&untested, &ctx, 4).await.unwrap(), 4, "{NAME}: untested pool, second call");
-    a_stop_reaches_the_server(&tested, &observer, "after the restart").await;
-    a_stop_reaches_the_server(&untested, &observer, "after the restart").await;
+    assert_eq!(echo(&untested, &ctx, 5).await.unwrap(), 5, "{NAME}: untested pool, second call");
+    for pool in [&busy, &tested, &untested] {
+        a_stop_reaches_the_server(pool, &observer, "after the restart").await;
+    }
 }
 
 /// The session of a call's connection ended from another connection while its statement runs
