@@ -8,9 +8,11 @@
 //! One JSON object per line, as `ctx-core`'s comparison benchmark prints them: `name` is the
 //! database, `impl` one of `sqlx` (`sqlx::query("SELECT 1").fetch_one(&pool)`), `ctx-sqlx`
 //! (`pool.fetch_one(&ctx, ...)` under a context that can be cancelled and has a deadline, as a
-//! request's has) and `ctx-sqlx/background` (under `Context::background()`); `extra.ratio` is
-//! `ns_per_op` over plain sqlx's. Each is the median of 7 rounds of `N` sequential queries,
-//! the three interleaved round by round so that drift in the server hits them alike.
+//! request's has), `ctx-sqlx/background` (under `Context::background()`) and
+//! `ctx-sqlx/sqlx-acquire` (as `ctx-sqlx`, on a `Pool::with_sqlx_acquire`: sqlx's ping, then the
+//! statement that names the connection); `extra.ratio` is `ns_per_op` over plain sqlx's. Each
+//! is the median of 7 rounds of `N` sequential queries, the four interleaved round by round so
+//! that drift in the server hits them alike.
 
 use std::time::{Duration, Instant};
 
@@ -25,14 +27,16 @@ macro_rules! bench {
     ($name:expr, $pool:expr, $n:expr) => {{
         let (name, sqlx_pool, n): (&str, _, usize) = ($name, $pool, $n);
         let pool = Pool::new(sqlx_pool.clone());
+        let through_sqlx = Pool::with_sqlx_acquire(sqlx_pool.clone());
         let bg = Context::background();
         let (request, _cancel) = bg.with_timeout(Duration::from_secs(3600));
         // Warm up: connections open, statements prepared, side connection open.
         for _ in 0..200 {
             sqlx::query("SELECT 1").fetch_one(&sqlx_pool).await.unwrap();
             pool.fetch_one(&request, sqlx::query("SELECT 1")).await.unwrap();
+            through_sqlx.fetch_one(&request, sqlx::query("SELECT 1")).await.unwrap();
         }
-        let mut times: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        let mut times: [Vec<f64>; 4] = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         for _ in 0..ROUNDS {
             let start = Instant::now();
             for _ in 0..n {
@@ -49,9 +53,14 @@ macro_rules! bench {
                 pool.fetch_one(&bg, sqlx::query("SELECT 1")).await.unwrap();
             }
             times[2].push(per_op(start.elapsed(), n));
+            let start = Instant::now();
+            for _ in 0..n {
+                through_sqlx.fetch_one(&request, sqlx::query("SELECT 1")).await.unwrap();
+            }
+            times[3].push(per_op(start.elapsed(), n));
         }
         let base = median(&mut times[0]);
-        for (imp, t) in ["sqlx", "ctx-sqlx", "ctx-sqlx/background"].iter().zip(&mut times) {
+        for (imp, t) in ["sqlx", "ctx-sqlx", "ctx-sqlx/background", "ctx-sqlx/sqlx-acquire"].iter().zip(&mut times) {
             let ns = median(t);
             println!(
                 "{{\"name\":\"select_one/{name}\",\"impl\":\"{imp}\",\"ns_per_op\":{ns:.0},\"bytes_per_op\":0,\"allocs_per_op\":0,\"iterations\":{},\"method\":\"loop\",\"extra\":{{\"ratio\":{:.3}}},\"note\":\"median of {ROUNDS} rounds of {n} sequential queries, same pool\"}}",

@@ -3,10 +3,9 @@
 
 use std::future::Future;
 #[cfg(feature = "sqlite")]
-use std::sync::Arc;
-use std::sync::OnceLock;
-#[cfg(feature = "sqlite")]
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 #[cfg(feature = "mysql")]
 use sqlx::AssertSqlSafe;
@@ -43,25 +42,39 @@ pub enum Settled {
 }
 
 /// Stops sent from connections of their own, so that a pool whose connections are all busy can
-/// still be stopped. Opened on first use, from the pool's connect options.
+/// still be stopped. Opened on first use, from the pool's connect options, and opened anew when
+/// those change (sqlx's `set_connect_options`, a rotated password).
 pub struct Control<DB: Database> {
     pool: Pool<DB>,
-    side: OnceLock<Pool<DB>>,
+    /// The side pool, and the connect options of `pool` it was made from.
+    side: Mutex<Option<SidePool<DB>>>,
+    /// Whether the side pool was opened (see [`warm`](Control::warm)).
+    warmed: AtomicBool,
+    /// Whether calls test idle connections themselves (see `Pool::new`).
+    pub(crate) own_test: bool,
 }
+
+/// A side pool, and the connect options it was made from.
+type SidePool<DB> = (
+    Arc<<<DB as Database>::Connection as Connection>::Options>,
+    Pool<DB>,
+);
 
 impl<DB: Database> std::fmt::Debug for Control<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Control")
-            .field("side_open", &self.side.get().is_some())
+            .field("side_open", &self.warmed.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
 impl<DB: Database> Control<DB> {
-    pub(crate) fn new(pool: Pool<DB>) -> Control<DB> {
+    pub(crate) fn new(pool: Pool<DB>, own_test: bool) -> Control<DB> {
         Control {
             pool,
-            side: OnceLock::new(),
+            side: Mutex::new(None),
+            warmed: AtomicBool::new(false),
+            own_test,
         }
     }
 
@@ -69,28 +82,35 @@ impl<DB: Database> Control<DB> {
         &self.pool
     }
 
-    /// The side pool; created (and its first connection opened in the background) on the
-    /// first call, so that the first stop does not wait for a connection to be opened.
+    /// The side pool, made from the pool's connect options as they are now: the one made
+    /// before if they have not changed since, else a new one (the old one closes its
+    /// connections when its last stop is done with it).
     pub(crate) fn side(&self) -> Pool<DB> {
-        self.side
-            .get_or_init(|| {
-                PoolOptions::<DB>::new()
+        let options = self.pool.connect_options();
+        let mut side = self.side.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*side {
+            Some((made_from, pool)) if Arc::ptr_eq(made_from, &options) => pool.clone(),
+            _ => {
+                let pool = PoolOptions::<DB>::new()
                     .max_connections(CONTROL_CONNECTIONS)
                     .min_connections(0)
                     .test_before_acquire(false)
                     .idle_timeout(None)
                     .acquire_timeout(crate::STOP_LIMIT)
-                    .connect_lazy_with((*self.pool.connect_options()).clone())
-            })
-            .clone()
+                    .connect_lazy_with((*options).clone());
+                *side = Some((options, pool.clone()));
+                pool
+            }
+        }
     }
 
-    /// Opens the side pool (see [`side`](Control::side)) if this database needs one.
+    /// Opens the side pool (see [`side`](Control::side)) on the first call, if this database
+    /// needs one, so that the first stop does not wait for a connection to be opened.
     pub(crate) fn warm(&self)
     where
         DB: Backend,
     {
-        if DB::REMOTE && self.side.get().is_none() {
+        if DB::REMOTE && !self.warmed.swap(true, Ordering::Relaxed) {
             let side = self.side();
             // A lazy pool opens nothing by itself: open the first side connection now, in the
             // background, so that the first stop finds it ready.
@@ -99,6 +119,28 @@ impl<DB: Database> Control<DB> {
             }));
         }
     }
+}
+
+/// Sends one statement on the side pool, again on another connection while it fails on a
+/// connection that went bad (`broken`): after a restart of the server, or sessions ended by it,
+/// every idle side connection may be dead, and the first statements on them fail. Each failure
+/// drops one (the pool tests a connection given back, and closes a dead one), so one try per
+/// side connection, and one more on a fresh one, is enough.
+async fn on_side<T, Fut>(
+    mut send: impl FnMut() -> Fut,
+    broken: impl Fn(&sqlx::Error) -> bool,
+) -> Result<T, sqlx::Error>
+where
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut result = send().await;
+    for _ in 0..CONTROL_CONNECTIONS {
+        match &result {
+            Err(e) if broken(e) => result = send().await,
+            _ => break,
+        }
+    }
+    result
 }
 
 /// The database-specific half of ctx-sqlx. Implemented for [`Postgres`], [`MySql`] and
@@ -162,12 +204,7 @@ impl Backend for Postgres {
                     .bind(pid)
                     .execute(&side)
             };
-            // Once more on a fresh connection if the side connection went bad (the server
-            // closed it while idle): the pool drops a broken one.
-            match cancel().await {
-                Ok(_) => Ok(()),
-                Err(_) => cancel().await.map(drop),
-            }
+            on_side(cancel, |_| true).await.map(drop)
         })
     }
 
@@ -175,10 +212,12 @@ impl Backend for Postgres {
         let side = control.side();
         let pid = *id;
         Box::pin(async move {
-            let _ = sqlx::query("SELECT pg_terminate_backend($1)")
-                .bind(pid)
-                .execute(&side)
-                .await;
+            let terminate = || {
+                sqlx::query("SELECT pg_terminate_backend($1)")
+                    .bind(pid)
+                    .execute(&side)
+            };
+            let _ = on_side(terminate, |_| true).await;
         })
     }
 
@@ -246,13 +285,8 @@ impl Backend for MySql {
         let sql = format!("KILL QUERY {id}");
         Box::pin(async move {
             let kill = || sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&side);
-            let mut result = kill().await;
-            // Once more on a fresh connection if the side connection went bad (the server
-            // closed it while idle): the pool drops a broken one.
-            if result.as_ref().is_err_and(|e| mysql_number(e).is_none()) {
-                result = kill().await;
-            }
-            match result {
+            // Only errors that are not the server's say that the side connection went bad.
+            match on_side(kill, |e| mysql_number(e).is_none()).await {
                 Ok(_) => Ok(()),
                 // `ER_NO_SUCH_THREAD`: the connection is gone, nothing to stop.
                 Err(e) if mysql_number(&e) == Some(1094) => Ok(()),
@@ -265,7 +299,8 @@ impl Backend for MySql {
         let side = control.side();
         let sql = format!("KILL CONNECTION {id}");
         Box::pin(async move {
-            let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&side).await;
+            let kill = || sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&side);
+            let _ = on_side(kill, |e| mysql_number(e).is_none()).await;
         })
     }
 

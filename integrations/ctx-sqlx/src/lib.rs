@@ -74,9 +74,16 @@
 //! # What it costs
 //!
 //! sqlx does not tell which server session a connection is (PostgreSQL's backend process id,
-//! MySQL's connection id), so each call asks first: one extra round trip per call
-//! (`SELECT pg_backend_pid()`, `SELECT CONNECTION_ID()`), and for SQLite one extra trip to
-//! the connection's worker thread to install the progress handler.
+//! MySQL's connection id), so each call asks (`SELECT pg_backend_pid()`,
+//! `SELECT CONNECTION_ID()`; for SQLite, one trip to the connection's worker thread to install
+//! the progress handler). When the pool tests idle connections before handing them out, as
+//! sqlx's pools do by default (one round trip, a ping, per acquire), that question *is* the
+//! test: a call takes an idle connection without sqlx's ping, and a connection that fails the
+//! question is closed and the next one taken, as sqlx does with one that fails its ping. So a
+//! call costs the round trips of plain sqlx. The price: a `before_acquire` hook of the pool is
+//! not run for those connections ([`Pool::with_sqlx_acquire`] runs it, at one more round trip).
+//! A pool that does not test its connections (`test_before_acquire(false)`) pays the
+//! question as one more round trip per call.
 //!
 //! # How fast
 //!
@@ -242,11 +249,28 @@ impl<DB: Driver> fmt::Debug for Pool<DB> {
 }
 
 impl<DB: Driver> Pool<DB> {
-    /// Wraps a sqlx pool. The side connections that send stops (PostgreSQL, MySQL: one kept
-    /// open from the first call on, at most four) are opened from its connect options.
+    /// Wraps a sqlx pool. Idle connections are taken without sqlx's ping, the statement that
+    /// learns their server session testing them instead (see [What it costs](crate#what-it-costs)),
+    /// so a `before_acquire` hook of the pool is not run for them: use
+    /// [`with_sqlx_acquire`](Pool::with_sqlx_acquire) for a pool that has one. The side
+    /// connections that send stops (PostgreSQL, MySQL: one kept
+    /// open from the first call on, at most four) are opened from its connect options, as they
+    /// are when a stop is sent (options changed with [`sqlx::Pool::set_connect_options`], a
+    /// rotated password, are used from then on). A side connection that went bad (the server
+    /// restarted, or ended it) is replaced when a stop fails on it.
     pub fn new(pool: sqlx::Pool<DB>) -> Pool<DB> {
         Pool {
-            control: std::sync::Arc::new(Control::new(pool)),
+            control: std::sync::Arc::new(Control::new(pool, true)),
+        }
+    }
+
+    /// Wraps a sqlx pool, as [`new`](Pool::new), but takes every connection through sqlx's
+    /// acquire, so that a `before_acquire` hook of the pool runs for the calls of this crate
+    /// too; at the cost of one more round trip a call (sqlx's ping, then the statement that
+    /// learns the connection's name).
+    pub fn with_sqlx_acquire(pool: sqlx::Pool<DB>) -> Pool<DB> {
+        Pool {
+            control: std::sync::Arc::new(Control::new(pool, false)),
         }
     }
 
@@ -342,16 +366,12 @@ impl<DB: Driver> Pool<DB> {
             return Err(Error::ended(ctx, err));
         }
         self.control.warm();
-        let conn = match ctx.run(self.get_ref().acquire()).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(Error::Sqlx(e)),
-            Err(err) => return Err(Error::ended(ctx, err)),
-        };
+        let (conn, id) = self.take(ctx).await?;
         let mut lease = Lease {
             conn: Some(conn),
             side: Side {
                 control: self.control.clone(),
-                id: None,
+                id: Some(id),
                 stops: Vec::new(),
                 state: State::Idle,
             },
@@ -359,8 +379,6 @@ impl<DB: Driver> Pool<DB> {
         let (ended, finished) = {
             let Lease { conn, side } = &mut lease;
             let conn = conn.as_mut().expect("the lease holds its connection");
-            // Not raced with `ctx`: a short statement, after which the connection is ready.
-            side.id = Some(DB::identify(conn).await?);
             if let Some(err) = ctx.err() {
                 return Err(Error::ended(ctx, err));
             }
@@ -425,6 +443,55 @@ impl<DB: Driver> Pool<DB> {
                 side.state = State::Dirty;
                 Err(Error::ended(ctx, ended))
             }
+        }
+    }
+
+    /// A connection for a call, and its name on the server (which a stop needs).
+    ///
+    /// When the pool tests idle connections before handing them out (sqlx's default), an idle
+    /// one is taken as it is and the statement that learns its name is the test, in place of
+    /// sqlx's ping: one round trip, as plain sqlx's ping. A connection that fails it is closed
+    /// and the next one tried, as sqlx does with one that fails its ping. Otherwise, or when
+    /// none is idle, the connection comes from sqlx's acquire, then is named.
+    async fn take(&self, ctx: &Context) -> Result<(PoolConnection<DB>, DB::Id), Error> {
+        let pool = self.get_ref();
+        if self.control.own_test && pool.options().get_test_before_acquire() {
+            while let Some(mut conn) = pool.try_acquire() {
+                match self.identify(ctx, &mut conn).await {
+                    Ok(id) => return Ok((conn, id)),
+                    Err(ended @ Error::Context(_)) => {
+                        backend::close(conn).await;
+                        return Err(ended);
+                    }
+                    // Dead, or gone bad: the next one.
+                    Err(Error::Sqlx(_)) => backend::close(conn).await,
+                }
+            }
+        }
+        let mut conn = match ctx.run(pool.acquire()).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(Error::Sqlx(e)),
+            Err(err) => return Err(Error::ended(ctx, err)),
+        };
+        match self.identify(ctx, &mut conn).await {
+            Ok(id) => Ok((conn, id)),
+            Err(e) => {
+                backend::close(conn).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Learns the connection's name on the server, bounded by `ctx` and by the pool's acquire
+    /// timeout (what bounds sqlx's own test of a connection). On an error the connection may
+    /// be in the middle of the statement: it must be closed.
+    async fn identify(&self, ctx: &Context, conn: &mut DB::Connection) -> Result<DB::Id, Error> {
+        let limit = self.get_ref().options().get_acquire_timeout();
+        match ctx.run(timeout(limit, DB::identify(conn))).await {
+            Ok(Ok(Ok(id))) => Ok(id),
+            Ok(Ok(Err(e))) => Err(Error::Sqlx(e)),
+            Ok(Err(_)) => Err(Error::Sqlx(sqlx::Error::PoolTimedOut)),
+            Err(err) => Err(Error::ended(ctx, err)),
         }
     }
 

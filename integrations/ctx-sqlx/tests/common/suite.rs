@@ -418,3 +418,39 @@ async fn an_unreachable_server_or_a_wrong_password_is_a_clear_error() {
         println!("{NAME}: {what}: {err}");
     }
 }
+
+/// `Pool::new` takes an idle connection without sqlx's ping (the statement that learns its
+/// session tests it instead), so a `before_acquire` hook of the pool does not run for its calls;
+/// `Pool::with_sqlx_acquire` takes every connection through sqlx's acquire, hook included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_before_acquire_hook_runs_only_with_sqlx_acquire() {
+    let Some(server) = server().await else { return };
+    for (through_sqlx, expected) in [(false, 0), (true, 5)] {
+        let hooks = Arc::new(AtomicUsize::new(0));
+        let seen = hooks.clone();
+        let sqlx_pool = sqlx::pool::PoolOptions::<Db>::new()
+            .max_connections(1)
+            .before_acquire(move |_, _| {
+                seen.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async { Ok(true) })
+            })
+            .connect_with(server.options.clone())
+            .await
+            .unwrap();
+        let pool = if through_sqlx {
+            Pool::with_sqlx_acquire(sqlx_pool.clone())
+        } else {
+            Pool::new(sqlx_pool.clone())
+        };
+        for i in 0..5 {
+            // The one connection is idle (sqlx gives a connection back from a task of its own).
+            let start = Instant::now();
+            while sqlx_pool.num_idle() == 0 {
+                assert!(start.elapsed() < Duration::from_secs(10), "the connection never came back");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(echo(&pool, &Context::background(), i).await.unwrap(), i);
+        }
+        assert_eq!(hooks.load(Ordering::Relaxed), expected, "through sqlx's acquire: {through_sqlx}");
+    }
+}
