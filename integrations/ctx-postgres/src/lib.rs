@@ -709,7 +709,8 @@ impl<C: Connection> Client<C> {
 
 impl Shared {
     /// Whether the connection can be given to other work: no cancel of ours in flight, and no
-    /// cancelled work that may still be running.
+    /// cancelled work that may still be running. (Only the pool asks.)
+    #[cfg(feature = "deadpool")]
     fn is_clean(&self) -> bool {
         lock(&self.dropped).is_none() && !self.unsettled.load(Ordering::Acquire)
     }
