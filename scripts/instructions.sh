@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(cancellable_call_ready cancellable_call_ready_cancelable_parent \
     tokio_timeout_ready run_ready err_check_live value_lookup_depth_10_miss with_cancel_cancel \
-    with_timeout_cancel)
+    with_timeout_cancel with_cancel_from_cancelable_parent cancel_tree_depth_10 \
+    with_value_chain_depth_10 tokio_util_cancel tokio_util_child_cancel tokio_util_tree_depth_10)
 command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install -y valgrind)"; exit 1; }
 bin=$(cargo bench -q -p ctx-core --bench instructions --no-run --message-format=json 2>/dev/null |
     python3 -c '

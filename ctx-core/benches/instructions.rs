@@ -19,7 +19,15 @@
 //! - `err_check_live`: `ctx.err()` on a live `with_cancel` context;
 //! - `value_lookup_depth_10_miss`: `ctx.value::<Missing>()` through 10 `with_value` layers;
 //! - `with_cancel_cancel`: `background().with_cancel()`, then cancel, both dropped;
-//! - `with_timeout_cancel`: the same with `with_timeout(1h)`.
+//! - `with_timeout_cancel`: the same with `with_timeout(1h)`;
+//! - `with_cancel_from_cancelable_parent`: `with_cancel()` on a live `with_cancel` parent,
+//!   then cancel, both dropped;
+//! - `cancel_tree_depth_10`: a `with_cancel` root, a chain of 10 `with_cancel` below it (the
+//!   handles kept in a `Vec` made outside the loop), the root cancelled, everything dropped;
+//! - `with_value_chain_depth_10`: 10 `with_value` layers on `background()`, dropped;
+//! - `tokio_util_cancel`, `tokio_util_child_cancel`, `tokio_util_tree_depth_10`: the
+//!   `CancellationToken` ops of the same `compare` cases (`new` + `cancel`, `child_token` +
+//!   `cancel`, the chain of 10).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -99,6 +107,68 @@ fn main() {
                         Context::background().with_timeout(Duration::from_secs(3600));
                     handle.cancel();
                     black_box(ctx);
+                }
+            }
+            "with_cancel_from_cancelable_parent" => {
+                drop(live.with_cancel());
+                for _ in 0..n {
+                    let (ctx, handle) = live.with_cancel();
+                    handle.cancel();
+                    black_box(ctx);
+                }
+            }
+            "cancel_tree_depth_10" => {
+                let mut handles = Vec::with_capacity(10);
+                for _ in 0..n {
+                    let (root, root_handle) = background.with_cancel();
+                    let mut ctx = root;
+                    for _ in 0..10 {
+                        let (child, handle) = ctx.with_cancel();
+                        handles.push(handle);
+                        ctx = child;
+                    }
+                    black_box(&ctx);
+                    root_handle.cancel();
+                    handles.clear();
+                }
+            }
+            "with_value_chain_depth_10" => {
+                for _ in 0..n {
+                    let mut ctx = background.clone();
+                    for i in 0..10u64 {
+                        ctx = ctx.with_value(i);
+                    }
+                    black_box(ctx);
+                }
+            }
+            "tokio_util_cancel" => {
+                for _ in 0..n {
+                    let token = tokio_util::sync::CancellationToken::new();
+                    token.cancel();
+                    black_box(token);
+                }
+            }
+            "tokio_util_child_cancel" => {
+                let parent = tokio_util::sync::CancellationToken::new();
+                drop(parent.child_token());
+                for _ in 0..n {
+                    let token = parent.child_token();
+                    token.cancel();
+                    black_box(token);
+                }
+            }
+            "tokio_util_tree_depth_10" => {
+                let mut tokens = Vec::with_capacity(10);
+                for _ in 0..n {
+                    let root = tokio_util::sync::CancellationToken::new();
+                    let mut token = root.clone();
+                    for _ in 0..10 {
+                        let child = token.child_token();
+                        tokens.push(std::mem::replace(&mut token, child));
+                    }
+                    black_box(&token);
+                    root.cancel();
+                    tokens.clear();
                 }
             }
             other => panic!("unknown case {other:?}"),

@@ -7,7 +7,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::after_func::AfterFunc;
 use crate::done::{Done, Run};
-use crate::error::{Cause, Error};
+use crate::error::{Cause, Error, into_cause};
 use crate::handle::CancelHandle;
 use crate::link::Link;
 use crate::origin::Origin;
@@ -167,7 +167,7 @@ impl Context {
         cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> (Context, CancelHandle) {
         let now = Instant::now();
-        let cause = Cause::from(cause.into());
+        let cause = into_cause(cause.into());
         let deadline = now.checked_add(timeout);
         self.derive(deadline, Some(cause), Location::caller(), Now::reading(now))
     }
@@ -196,7 +196,7 @@ impl Context {
     ) -> (Context, CancelHandle) {
         self.derive(
             Some(deadline),
-            Some(Cause::from(cause.into())),
+            Some(into_cause(cause.into())),
             Location::caller(),
             Now::default(),
         )

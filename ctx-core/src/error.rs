@@ -80,7 +80,10 @@ impl From<Error> for std::io::Error {
 ///
 /// A cause given to [`CancelHandle::cancel_with_cause`](crate::CancelHandle::cancel_with_cause)
 /// or [`Context::with_timeout_cause`](crate::Context::with_timeout_cause) is kept as itself, so
-/// `cause.downcast_ref::<MyError>()` finds it; otherwise the cause is the [`Error`].
+/// `cause.downcast_ref::<MyError>()` finds it; otherwise the cause is the [`Error`]. A `Cause`
+/// given there (another context's, or one made once and given to many contexts) is kept as
+/// that same `Cause`, not wrapped in another one: it downcasts to what it holds, and giving
+/// it costs a reference count rather than a copy.
 ///
 /// ```
 /// use ctx_core::{Context, Error};
@@ -92,3 +95,13 @@ impl From<Error> for std::io::Error {
 /// assert_eq!(ctx.err(), Some(Error::Canceled));
 /// ```
 pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The cause a context keeps for `cause`, as given to `cancel_with_cause` or `with_*_cause`:
+/// the given error in an `Arc`; a given [`Cause`] is kept as itself (a clone of the same
+/// `Arc`), not wrapped in a new one that `downcast_ref` would no longer see through.
+pub(crate) fn into_cause(cause: Box<dyn std::error::Error + Send + Sync>) -> Cause {
+    match cause.downcast::<Cause>() {
+        Ok(cause) => *cause,
+        Err(cause) => Cause::from(cause),
+    }
+}

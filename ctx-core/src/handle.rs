@@ -1,7 +1,7 @@
 use std::fmt;
 use std::panic::Location;
 
-use crate::error::Cause;
+use crate::error::into_cause;
 use crate::sync::Arc;
 use crate::tree::{Node, release};
 
@@ -73,7 +73,7 @@ impl CancelHandle {
             .node
             .state()
             .is_none()
-            .then(|| Cause::from(cause.into()));
+            .then(|| into_cause(cause.into()));
         self.node.cancel(cause, Some(Location::caller()));
     }
 }

@@ -153,6 +153,33 @@ fn cause_accepts_str_string_and_boxed_errors() {
     assert!(c.cause().unwrap().downcast_ref::<Disconnected>().is_some());
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_given_cause_is_kept_as_that_same_cause_not_wrapped() {
+    // Another context's cause, passed on: still downcasts to what it holds, and is the same
+    // `Arc` (a cause made once can be given to many contexts for a reference count each).
+    let (first, h1) = Context::background().with_cancel();
+    h1.cancel_with_cause(Disconnected);
+    let given: Cause = first.cause().unwrap();
+    let (second, h2) = Context::background().with_cancel();
+    h2.cancel_with_cause(given.clone());
+    let kept = second.cause().unwrap();
+    assert!(Arc::ptr_eq(&kept, &given));
+    assert_eq!(kept.downcast_ref::<Disconnected>(), Some(&Disconnected));
+    // The same for a deadline's cause, given to two contexts.
+    let made_once: Cause = Arc::new(Disconnected);
+    let (a, _ha) =
+        Context::background().with_timeout_cause(Duration::from_secs(1), made_once.clone());
+    let at = Instant::now() + Duration::from_secs(1);
+    let (b, _hb) = Context::background().with_deadline_cause(at, made_once.clone());
+    assert_eq!(a.done().await, Error::DeadlineExceeded);
+    assert_eq!(b.done().await, Error::DeadlineExceeded);
+    for ctx in [&a, &b] {
+        let kept = ctx.cause().unwrap();
+        assert!(Arc::ptr_eq(&kept, &made_once));
+        assert_eq!(kept.downcast_ref::<Disconnected>(), Some(&Disconnected));
+    }
+}
+
 #[test]
 fn a_child_of_an_ended_context_ends_at_once_with_its_err_and_cause() {
     let (parent, handle) = Context::background().with_cancel();

@@ -233,6 +233,40 @@ fn deriving_is_one_allocation_and_ending_without_a_cause_allocates_nothing() {
     }
 }
 
+fn the_first_waiter_is_one_allocation_and_a_small_tree_ends_without_allocating() {
+    // One waiter on a context: its registration allocates the node's extra state only (the
+    // first waker is kept inline there); ending wakes it and allocates nothing.
+    let (ctx, handle) = Context::background().with_cancel();
+    let mut done = pin!(ctx.done());
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    assert!(done.as_mut().poll(&mut cx).is_pending());
+    let registered = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    handle.cancel();
+    let ended = ALLOCATIONS.load(Ordering::SeqCst) - before - registered;
+    assert_eq!(registered, 1, "allocations to register the first waiter");
+    assert_eq!(ended, 0, "allocations to end a context with one waiter");
+    assert_eq!(poll_ready(done), Error::Canceled);
+
+    // A chain ten deep below a root: the cancel's walk keeps its work on the call stack.
+    let (root, root_handle) = Context::background().with_cancel();
+    let mut handles = Vec::with_capacity(10);
+    let mut ctx = root.clone();
+    for _ in 0..10 {
+        let (child, handle) = ctx.with_cancel();
+        handles.push(handle);
+        ctx = child;
+    }
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    root_handle.cancel();
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::SeqCst) - before,
+        0,
+        "allocations to end a chain of 10"
+    );
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+}
+
 /// A body that is ready at once and looks at its context without keeping it.
 #[cancellable(timeout = "5s")]
 async fn ready_within_5s(x: u64) -> u64 {
@@ -334,6 +368,7 @@ fn ten_million_shields_leave_nothing_behind() {
 fn memory_rules() {
     a_cancellable_call_whose_body_is_ready_allocates_nothing();
     deriving_is_one_allocation_and_ending_without_a_cause_allocates_nothing();
+    the_first_waiter_is_one_allocation_and_a_small_tree_ends_without_allocating();
     // Cheapest first, so that a failure is reported quickly.
     background_allocates_nothing();
     a_live_child_costs_at_most_256_bytes_with_its_entry_in_the_parent();

@@ -69,7 +69,7 @@ pub(super) struct Extra {
     pub(super) deadline_cause: Option<Cause>,
     /// The cause the node ended with, when one was given (else `cause()` is the `Error`).
     pub(super) cause: Option<Cause>,
-    pub(super) waiters: Slab<Waker>,
+    pub(super) waiters: Waiters,
     pub(super) afters: Slab<AfterEntry>,
     /// The task that fires the deadline for after-funcs, if one was spawned (see
     /// [`Node::register_after`]).
@@ -82,6 +82,56 @@ pub(super) struct Extra {
     /// Of a live merged node: its second parent and its key in that parent's `merged`. Taken
     /// by the node's end, which then takes the entry out.
     pub(super) second: Option<Second>,
+}
+
+/// The wakers of a node's `done()` waiters: the first one inline, any others in a slab. Most
+/// nodes that are waited on have one waiter (a request's context, a task's own context), whose
+/// registration then allocates nothing beyond `Extra` (a slab allocates room for four at its
+/// first insert). Key 0 is the inline one, key `k + 1` the slab's key `k`; a key stays valid
+/// until its waker is removed or the end takes them all, as a slab's does.
+#[derive(Default)]
+pub(super) struct Waiters {
+    first: Option<Waker>,
+    rest: Slab<Waker>,
+}
+
+impl Waiters {
+    fn insert(&mut self, waker: Waker) -> usize {
+        if self.first.is_none() {
+            self.first = Some(waker);
+            0
+        } else {
+            self.rest.insert(waker) + 1
+        }
+    }
+
+    fn get_mut(&mut self, key: usize) -> Option<&mut Waker> {
+        match key {
+            0 => self.first.as_mut(),
+            key => self.rest.get_mut(key - 1),
+        }
+    }
+
+    fn try_remove(&mut self, key: usize) -> Option<Waker> {
+        match key {
+            0 => self.first.take(),
+            key => self.rest.try_remove(key - 1),
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
+    /// Wakes every waiter (no lock is held: a waker is user code).
+    pub(super) fn wake_all(self) {
+        if let Some(first) = self.first {
+            first.wake();
+        }
+        for (_, waker) in self.rest {
+            waker.wake();
+        }
+    }
 }
 
 /// The task that fires a node's deadline for its after-funcs: the runtime it runs on, and a

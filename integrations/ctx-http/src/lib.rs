@@ -324,6 +324,42 @@ impl RequestEnd {
     }
 }
 
+/// The [`Cause`](ctx_core::Cause) of each of the layer's own ends, made once per thread and
+/// given to every request's context as a clone (a reference count), where making it for each
+/// request would box the `RequestEnd` and then copy it into an `Arc`: two allocations a request.
+/// Per thread, not per process, so that the servers' workers do not all count references on
+/// one cache line.
+struct Causes {
+    timed_out: ctx_core::Cause,
+    caller_deadline_exceeded: ctx_core::Cause,
+    client_disconnected: ctx_core::Cause,
+}
+
+std::thread_local! {
+    static CAUSES: Causes = Causes {
+        timed_out: std::sync::Arc::new(RequestEnd::TimedOut),
+        caller_deadline_exceeded: std::sync::Arc::new(RequestEnd::CallerDeadlineExceeded),
+        client_disconnected: std::sync::Arc::new(RequestEnd::ClientDisconnected),
+    };
+}
+
+impl RequestEnd {
+    /// This end as a cause: the same `Cause` each time on a thread (see [`Causes`]). A thread
+    /// being torn down (whose thread-locals are gone) makes a new one.
+    fn cause(self) -> ctx_core::Cause {
+        let shared = CAUSES.try_with(|causes| match self {
+            RequestEnd::TimedOut => Some(causes.timed_out.clone()),
+            RequestEnd::CallerDeadlineExceeded => Some(causes.caller_deadline_exceeded.clone()),
+            RequestEnd::ClientDisconnected => Some(causes.client_disconnected.clone()),
+            RequestEnd::ShuttingDown => None,
+        });
+        shared
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| std::sync::Arc::new(self))
+    }
+}
+
 impl fmt::Display for RequestEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -446,7 +482,7 @@ impl ContextLayer {
                 return (ctx, handle, parent_ended);
             }
         };
-        let (ctx, handle) = parent.with_timeout_cause(timeout, cause);
+        let (ctx, handle) = parent.with_timeout_cause(timeout, cause.cause());
         (ctx, handle, parent_ended || timeout.is_zero())
     }
 }
@@ -671,7 +707,7 @@ impl Drop for RequestGuard {
             self.handle.cancel();
         } else {
             self.handle
-                .cancel_with_cause(RequestEnd::ClientDisconnected);
+                .cancel_with_cause(RequestEnd::ClientDisconnected.cause());
             self.report();
         }
     }
