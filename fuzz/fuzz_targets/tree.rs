@@ -67,21 +67,7 @@ impl<'a> Arbitrary<'a> for Ops {
     }
 }
 
-/// Starts ctx-core's after-func threads before the first run: they live for the whole process
-/// (the keeper) or for seconds (a worker), so the first run that needs one would otherwise count
-/// them as its own live heap.
-fn warm_up() {
-    let (ctx, cancel) = ctx_core::Context::background().with_cancel();
-    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = ran.clone();
-    let _after = ctx.after_func(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
-    cancel.cancel();
-    while !ran.load(std::sync::atomic::Ordering::SeqCst) {
-        std::thread::yield_now();
-    }
-}
-
-fuzz_target!(init: warm_up(), |ops: Ops| {
+fuzz_target!(|ops: Ops| {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

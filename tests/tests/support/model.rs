@@ -6,8 +6,8 @@
 //! It reads the live heap through `crate::support::counting_alloc`, so the including crate
 //! declares `mod support` at its root.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once};
 use std::time::Duration;
 
 use ctx_core::{AfterFunc, CancelHandle, Context, Error};
@@ -135,6 +135,8 @@ pub(crate) async fn run_ops(ops: Vec<Op>) {
     // the runtime ends: made before the baseline, so that the yields at the end do not count it
     // (a run of no operations found it).
     tokio::task::yield_now().await;
+    static WARM: Once = Once::new();
+    WARM.call_once(warm_up_after_funcs);
     let baseline = LIVE_BYTES.load(Ordering::SeqCst);
     let mut model = Model::default();
     let mut entries = vec![Entry {
@@ -155,10 +157,12 @@ pub(crate) async fn run_ops(ops: Vec<Op>) {
         tokio::task::yield_now().await;
     }
     // An after-func's thread frees the function's closure just after running it: a check
-    // that saw it run may get here first (seen under the fuzzer). What is still live after a
-    // second is kept.
+    // that saw it run may get here first (seen under the fuzzer). And when the run's functions
+    // found every after-func thread busy for a while, ctx-core started one more, whose own
+    // memory (its handle, its name) lives until it has been idle for ten seconds. What is still
+    // live after twelve is kept. A run that leaks nothing is over as soon as the count is back.
     let leaked = || LIVE_BYTES.load(Ordering::SeqCst) - baseline;
-    let give_up = std::time::Instant::now() + Duration::from_secs(1);
+    let give_up = std::time::Instant::now() + Duration::from_secs(12);
     while leaked() > 0 && std::time::Instant::now() < give_up {
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -167,6 +171,53 @@ pub(crate) async fn run_ops(ops: Vec<Op>) {
         leaked <= 0,
         "{leaked} bytes still live after everything was dropped"
     );
+}
+
+/// Brings ctx-core's after-func threads to the state they keep: the keeper thread started (it
+/// lives as long as the process), a worker, and the queue of waiting functions grown to the
+/// room it keeps once drained. Otherwise the first run whose functions queue faster than the
+/// worker takes them would count the queue's new room as its own live heap: whether it grows
+/// depends on the threads' timing, so the same input passed alone and failed in a fuzzing
+/// session.
+fn warm_up_after_funcs() {
+    // One function holds the only worker...
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let started = Arc::new(AtomicBool::new(false));
+    let (holder, release) = Context::background().with_cancel();
+    let _hold = holder.after_func({
+        let (gate, started) = (gate.clone(), started.clone());
+        move || {
+            started.store(true, Ordering::SeqCst);
+            let (open, opened) = &*gate;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = opened.wait(open).unwrap();
+            }
+        }
+    });
+    release.cancel();
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    // ...while a burst of them queues behind it, more than the room the queue keeps.
+    const BURST: usize = 200;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (burst, end_burst) = Context::background().with_cancel();
+    let afters: Vec<AfterFunc> = (0..BURST)
+        .map(|_| {
+            let ran = ran.clone();
+            burst.after_func(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    end_burst.cancel();
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    while ran.load(Ordering::SeqCst) < BURST {
+        std::thread::yield_now();
+    }
+    drop(afters);
 }
 
 async fn apply(model: &mut Model, entries: &mut Vec<Entry>, op: Op, step: usize) {
