@@ -8,6 +8,7 @@
 #   scripts/run_benchmarks.sh              # 3 rounds, each step once the 1-minute load is < 1.5
 #                                          # (or after MAX_WAIT_MIN=10 minutes of waiting)
 #   ROUNDS=1 MAX_LOAD=9 scripts/run_benchmarks.sh   # one quick round, whatever the load
+#   OUT=docs/bench/x SCALING=0 scripts/run_benchmarks.sh   # elsewhere, without the scaling run
 #
 # The Go baseline (bench/go) needs `go` >= 1.19 (Debian: apt-get install -y golang-go); GO_BENCH
 # overrides the script that runs it (by default bench/go/run.sh).
@@ -15,7 +16,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-OUT="$ROOT/docs/bench"
+OUT="${OUT:-$ROOT/docs/bench}"
+SCALING="${SCALING:-1}"
 GO_BENCH="${GO_BENCH:-$ROOT/bench/go/run.sh}"
 MAX_LOAD="${MAX_LOAD:-1.5}"
 ROUNDS="${ROUNDS:-3}"
@@ -68,9 +70,10 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 python3 scripts/merge_rounds.py "$OUT/go.jsonl" "$OUT"/go.[0-9]*.jsonl
 python3 scripts/merge_rounds.py "$OUT/ours.jsonl" "$OUT"/ours.[0-9]*.jsonl
-step "scaling" "$OUT/scaling.jsonl" cargo bench -p ctx-core --bench compare -- --scaling --json
-
-python3 scripts/plot_scaling.py "$OUT/scaling.jsonl" --go "$OUT/go.jsonl" -o docs/scaling.svg \
-  --subtitle "$(sed -n 's/^cpu: //p' "$OUT/machine.txt"), $(nproc) cores; $(sed -n 's/^date: //p' "$OUT/machine.txt")"
+if [ "$SCALING" = 1 ]; then
+  step "scaling" "$OUT/scaling.jsonl" cargo bench -p ctx-core --bench compare -- --scaling --json
+  python3 scripts/plot_scaling.py "$OUT/scaling.jsonl" --go "$OUT/go.jsonl" -o docs/scaling.svg \
+    --subtitle "$(sed -n 's/^cpu: //p' "$OUT/machine.txt"), $(nproc) cores; $(sed -n 's/^date: //p' "$OUT/machine.txt")"
+fi
 cat "$OUT/machine.txt"
 python3 scripts/bench_table.py "$OUT/ours.jsonl" "$OUT/go.jsonl"
