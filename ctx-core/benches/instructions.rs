@@ -20,15 +20,20 @@
 //! - `value_lookup_depth_10_miss`: `ctx.value::<Missing>()` through 10 `with_value` layers;
 //! - `with_cancel_cancel`: `background().with_cancel()`, then cancel, both dropped;
 //! - `with_timeout_cancel`: the same with `with_timeout(1h)`;
+//! - `cancel_one_waiter`, `tokio_util_cancel_one_waiter`: the work of `cancel_wake_latency`
+//!   without the threads: a context (a token) made, its `done()` (`cancelled_owned()`) polled
+//!   once (the waiter registered), cancelled, polled again (ready), all dropped;
 //! - `with_cancel_from_cancelable_parent`: `with_cancel()` on a live `with_cancel` parent,
 //!   then cancel, both dropped;
-//! - `cancel_tree_depth_10`: a `with_cancel` root, a chain of 10 `with_cancel` below it (the
-//!   handles kept in a `Vec` made outside the loop), the root cancelled, everything dropped;
+//! - `cancel_tree_depth_D` (any depth `D`: `compare` has 1, 10, 100 and 1000): a `with_cancel`
+//!   root, a chain of `D` `with_cancel` below it (the handles kept in a `Vec` made outside the
+//!   loop), the root cancelled, everything dropped;
 //! - `with_value_chain_depth_10`: 10 `with_value` layers on `background()`, dropped;
-//! - `tokio_util_cancel`, `tokio_util_child_cancel`, `tokio_util_tree_depth_10`: the
+//! - `tokio_util_cancel`, `tokio_util_child_cancel`, `tokio_util_tree_depth_D`: the
 //!   `CancellationToken` ops of the same `compare` cases (`new` + `cancel`, `child_token` +
-//!   `cancel`, the chain of 10).
+//!   `cancel`, the chain of `D`).
 
+use std::future::Future;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -101,6 +106,26 @@ fn main() {
                     black_box(ctx);
                 }
             }
+            "cancel_one_waiter" => {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                for _ in 0..n {
+                    let (ctx, handle) = Context::background().with_cancel();
+                    let mut done = std::pin::pin!(ctx.done());
+                    assert!(done.as_mut().poll(&mut cx).is_pending());
+                    handle.cancel();
+                    assert!(done.as_mut().poll(&mut cx).is_ready());
+                }
+            }
+            "tokio_util_cancel_one_waiter" => {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                for _ in 0..n {
+                    let token = tokio_util::sync::CancellationToken::new();
+                    let mut cancelled = std::pin::pin!(token.clone().cancelled_owned());
+                    assert!(cancelled.as_mut().poll(&mut cx).is_pending());
+                    token.cancel();
+                    assert!(cancelled.as_mut().poll(&mut cx).is_ready());
+                }
+            }
             "with_timeout_cancel" => {
                 for _ in 0..n {
                     let (ctx, handle) =
@@ -117,12 +142,13 @@ fn main() {
                     black_box(ctx);
                 }
             }
-            "cancel_tree_depth_10" => {
-                let mut handles = Vec::with_capacity(10);
+            tree if depth(tree, "cancel_tree_depth_").is_some() => {
+                let depth = depth(tree, "cancel_tree_depth_").unwrap();
+                let mut handles = Vec::with_capacity(depth);
                 for _ in 0..n {
                     let (root, root_handle) = background.with_cancel();
                     let mut ctx = root;
-                    for _ in 0..10 {
+                    for _ in 0..depth {
                         let (child, handle) = ctx.with_cancel();
                         handles.push(handle);
                         ctx = child;
@@ -157,12 +183,13 @@ fn main() {
                     black_box(token);
                 }
             }
-            "tokio_util_tree_depth_10" => {
-                let mut tokens = Vec::with_capacity(10);
+            tree if depth(tree, "tokio_util_tree_depth_").is_some() => {
+                let depth = depth(tree, "tokio_util_tree_depth_").unwrap();
+                let mut tokens = Vec::with_capacity(depth);
                 for _ in 0..n {
                     let root = tokio_util::sync::CancellationToken::new();
                     let mut token = root.clone();
-                    for _ in 0..10 {
+                    for _ in 0..depth {
                         let child = token.child_token();
                         tokens.push(std::mem::replace(&mut token, child));
                     }
@@ -174,4 +201,9 @@ fn main() {
             other => panic!("unknown case {other:?}"),
         }
     });
+}
+
+/// The depth in a case named `<prefix><depth>` (`cancel_tree_depth_100`).
+fn depth(case: &str, prefix: &str) -> Option<usize> {
+    case.strip_prefix(prefix)?.parse().ok()
 }
