@@ -110,6 +110,41 @@ fn a_done_waiter_of_a_child_is_woken_by_the_parents_cancel() {
 }
 
 #[test]
+fn a_leaf_with_a_waiter_and_an_after_func_ended_by_itself_and_its_parent_at_once() {
+    // The leaf's own cancel ends it without the walk (nobody below it), the parent's through
+    // its walk: whichever wins, the waiter is woken once, the after-func runs once, and both
+    // cancels return with the leaf ended.
+    model(|| {
+        let (parent, handle) = Context::background().with_cancel();
+        let (child, child_handle) = parent.with_cancel();
+        let ran = std::sync::Arc::new(AtomicUsize::new(0));
+        let _after = {
+            let ran = ran.clone();
+            child.after_func(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let waiter = {
+            let child = child.clone();
+            thread::spawn(move || loom::future::block_on(child.done()))
+        };
+        let own = thread::spawn(move || {
+            child_handle.cancel_with_cause("its own");
+        });
+        handle.cancel();
+        assert_eq!(child.err(), Some(Error::Canceled));
+        own.join().unwrap();
+        assert_eq!(waiter.join().unwrap(), Error::Canceled);
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        let cause = child.cause().unwrap().to_string();
+        assert!(
+            cause == "its own" || cause == Error::Canceled.to_string(),
+            "{cause}"
+        );
+    });
+}
+
+#[test]
 fn stop_racing_the_cancel_runs_exactly_once_or_stops_never_both() {
     model(|| {
         let (ctx, handle) = Context::background().with_cancel();

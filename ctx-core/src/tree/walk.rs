@@ -202,6 +202,9 @@ impl Node {
                 return;
             }
         };
+        if taken.children.is_none() {
+            return self.end_leaf(taken, unregister);
+        }
         let second = taken.second.take();
         let walk = Walk::enter();
         let may_wait = Walk::may_wait(1);
@@ -294,6 +297,34 @@ impl Node {
         drop(walk);
         // Every node of the subtree has ended before any after-func runs.
         for after in afters {
+            after.run();
+        }
+    }
+
+    /// The rest of the end of a node without children that somebody was told of (waiters, or
+    /// after-funcs): as the walk below does for such a node, minus the walk. `finish` settled
+    /// it, so no other end waits for this thread, and this thread holds no lock and no node it
+    /// has not settled: waking the waiters (a waker is user code) and running the after-funcs
+    /// need none of the walk's guards. Same order as the walk: waiters woken, the node out of
+    /// its parents' lists, then the after-funcs started.
+    ///
+    /// Ending such a leaf without the walk's stacks, lists and moves of `Taken` is about a
+    /// fifth of a `with_cancel` + one `done()` waiter + `cancel` (callgrind). Not inlined, so
+    /// that the other ends keep their code as it was.
+    #[inline(never)]
+    fn end_leaf(&self, taken: Taken, unregister: bool) {
+        let Taken { second, told, .. } = taken;
+        let afters = told.map(|told| {
+            told.waiters.wake_all();
+            told.afters
+        });
+        if unregister {
+            self.unregister();
+        }
+        if let Some(second) = second {
+            self.leave_second(second);
+        }
+        for (_, after) in afters.into_iter().flatten() {
             after.run();
         }
     }
