@@ -23,6 +23,10 @@
 //! - `cancel_one_waiter`, `tokio_util_cancel_one_waiter`: the work of `cancel_wake_latency`
 //!   without the threads: a context (a token) made, its `done()` (`cancelled_owned()`) polled
 //!   once (the waiter registered), cancelled, polled again (ready), all dropped;
+//! - `fanout_1000_waiters`, `tokio_util_fanout_1000_waiters`: the tree work of
+//!   `fanout_100k_cancel` without the tasks, at 1,000 children: each child's `done()`
+//!   (`cancelled_owned()`) boxed and polled once, the root cancelled, every waiter polled again
+//!   (ready), all dropped (one op is the whole fan-out: divide by 1,000 for a child);
 //! - `with_cancel_from_cancelable_parent`: `with_cancel()` on a live `with_cancel` parent,
 //!   then cancel, both dropped;
 //! - `cancel_tree_depth_D` (any depth `D`: `compare` has 1, 10, 100 and 1000): a `with_cancel`
@@ -124,6 +128,42 @@ fn main() {
                     assert!(cancelled.as_mut().poll(&mut cx).is_pending());
                     token.cancel();
                     assert!(cancelled.as_mut().poll(&mut cx).is_ready());
+                }
+            }
+            "fanout_1000_waiters" => {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                for _ in 0..n {
+                    let (root, handle) = Context::background().with_cancel();
+                    let mut waiting: Vec<_> = (0..1000)
+                        .map(|_| {
+                            let (child, child_handle) = root.with_cancel();
+                            let mut done = Box::pin(child.done());
+                            assert!(done.as_mut().poll(&mut cx).is_pending());
+                            (done, child_handle)
+                        })
+                        .collect();
+                    handle.cancel();
+                    for (done, _) in &mut waiting {
+                        assert!(done.as_mut().poll(&mut cx).is_ready());
+                    }
+                }
+            }
+            "tokio_util_fanout_1000_waiters" => {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                for _ in 0..n {
+                    let root = tokio_util::sync::CancellationToken::new();
+                    let mut waiting: Vec<_> = (0..1000)
+                        .map(|_| {
+                            let child = root.child_token();
+                            let mut cancelled = Box::pin(child.clone().cancelled_owned());
+                            assert!(cancelled.as_mut().poll(&mut cx).is_pending());
+                            (cancelled, child)
+                        })
+                        .collect();
+                    root.cancel();
+                    for (cancelled, _) in &mut waiting {
+                        assert!(cancelled.as_mut().poll(&mut cx).is_ready());
+                    }
                 }
             }
             "with_timeout_cancel" => {
