@@ -9,7 +9,8 @@
 //! DATABASE_URL=postgres://user:pass@127.0.0.1/db cargo run --example album_server
 //! DATABASE_URL=mysql://user:pass@127.0.0.1/db cargo run --example album_server  # or mariadb://
 //! PORT=3000 cargo run --example album_server
-//! RUST_LOG=info,sqlx=debug cargo run --example album_server   # and every statement
+//! RUST_LOG=info,ctx_sqlx=debug cargo run --example album_server   # and every query stopped
+//! RUST_LOG=info,sqlx=debug cargo run --example album_server       # and every statement
 //! ```
 //!
 //! A client gets 10 s to send a request head (a keep-alive connection idle that long is

@@ -62,6 +62,12 @@
 //! - A result that was complete before the end was noticed is kept: the call returns `Ok` when
 //!   the work returned `Ok`, even if the context ended meanwhile (the work was done, a write
 //!   committed).
+//! - Once the end is noticed and a stop sent, the call returns [`Error::Context`] whatever the
+//!   work returns next, because a stopped statement may report success (a MySQL `SLEEP` that is
+//!   killed returns 1 and no error). So for a write, [`Error::Context`] means *the outcome is
+//!   unknown*, not *nothing was written*: a statement that committed in the moment between the
+//!   context's end and the stop's arrival is reported the same way, as Go's `ExecContext`
+//!   reports it. Make such writes idempotent, or read back what a retry needs to know.
 //! - SQLite: a statement waiting for a lock held by another connection waits for sqlx's
 //!   `busy_timeout` (5 s by default) before it can be interrupted. The progress handler of
 //!   each call replaces one you set yourself on that connection.
@@ -70,6 +76,23 @@
 //!   [`sqlx::Connection::begin`]. One the context stopped is rolled back.
 //! - Work on a connection taken with [`Pool::acquire`] is plain sqlx: only the wait for the
 //!   connection is bounded by the context.
+//!
+//! # Events
+//!
+//! Each query the end of its context stopped is one `DEBUG` event of target `ctx_sqlx`,
+//! `query stopped in the server`, in the span current at the call, with:
+//!
+//! | field | what |
+//! | --- | --- |
+//! | `cause` | the context's cause (`client disconnected`, `context deadline exceeded`, ...), or `the query was dropped` for a call dropped while its context was live |
+//! | `origin` | where the end came from (`file:line:column` of the cancel, or of the context's making for a deadline), when known |
+//! | `stop_ms` | from the end noticed (or the call dropped) until the work returned and the connection was settled |
+//! | `connection` | `reused` (clean, back to the pool) or `closed` (its session ended) |
+//!
+//! A dropped call's event comes from the task that stops its work, still in the caller's span
+//! and to the caller's subscriber. Nothing is recorded for work that completes, nor for a
+//! call whose context had ended before anything was sent. With no subscriber listening at
+//! `DEBUG`, a call checks so once and keeps nothing.
 //!
 //! # What it costs
 //!
@@ -331,7 +354,9 @@ impl<DB: Driver> Pool<DB> {
     /// # Errors
     ///
     /// [`Error::Context`] when `ctx` ended before the work completed; [`Error::Sqlx`] when it
-    /// failed while `ctx` was live.
+    /// failed while `ctx` was live. After [`Error::Context`], whether a write of the work took
+    /// effect is unknown: it may have committed just before the stop arrived (see the
+    /// [crate documentation](crate#what-is-stopped-and-what-is-not)).
     ///
     /// ```
     /// use ctx_core::Context;
@@ -375,15 +400,17 @@ impl<DB: Driver> Pool<DB> {
                 stops: Vec::new(),
                 state: State::Idle,
             },
+            report: None,
         };
-        let (ended, finished) = {
-            let Lease { conn, side } = &mut lease;
+        let (ended, finished, since) = {
+            let Lease { conn, side, report } = &mut lease;
             let conn = conn.as_mut().expect("the lease holds its connection");
             if let Some(err) = ctx.err() {
                 return Err(Error::ended(ctx, err));
             }
 
             side.state = State::Working;
+            *report = Report::new(ctx);
             let mut work = pin!(f(conn));
             let mut done = pin!(ctx.done());
             let first = poll_fn(|cx| {
@@ -410,7 +437,8 @@ impl<DB: Driver> Pool<DB> {
             // The context ended while the work runs: stop it in the server, and keep driving
             // the work so that it reads the server's answer and returns.
             side.state = State::Stopping;
-            let give_up = Instant::now() + GRACE;
+            let since = Instant::now();
+            let give_up = since + GRACE;
             let finished = loop {
                 side.send_stop();
                 let wait = (Instant::now() + RESTOP_AFTER).min(give_up);
@@ -421,11 +449,11 @@ impl<DB: Driver> Pool<DB> {
                     break None;
                 }
             };
-            (ended, finished)
+            (ended, finished, since)
         };
-        let Lease { conn, side } = &mut lease;
+        let Lease { conn, side, report } = &mut lease;
         let conn = conn.as_mut().expect("the lease holds its connection");
-        match finished {
+        let result = match finished {
             Some(result) => {
                 side.state = if side.recover(conn, false).await {
                     State::Idle
@@ -443,7 +471,11 @@ impl<DB: Driver> Pool<DB> {
                 side.state = State::Dirty;
                 Err(Error::ended(ctx, ended))
             }
+        };
+        if let Some(report) = report.take() {
+            report.stopped(since.elapsed(), side.state == State::Idle);
         }
+        result
     }
 
     /// A connection for a call, and its name on the server (which a stop needs).
@@ -628,6 +660,52 @@ enum State {
 struct Lease<DB: Driver> {
     conn: Option<PoolConnection<DB>>,
     side: Side<DB>,
+    /// Taken when the work starts, if a subscriber may listen; the `query stopped in the
+    /// server` event is emitted once, by whichever ends the stop (the call, or the clean-up of
+    /// a dropped call).
+    report: Option<Report>,
+}
+
+/// What the `query stopped in the server` event needs: the context, and the span and
+/// subscriber current at the call (for a dropped call, the event is emitted from the task that
+/// stops its work).
+struct Report {
+    ctx: Context,
+    span: tracing::Span,
+    dispatch: tracing::Dispatch,
+}
+
+impl Report {
+    fn new(ctx: &Context) -> Option<Report> {
+        tracing::enabled!(tracing::Level::DEBUG).then(|| Report {
+            ctx: ctx.clone(),
+            span: tracing::Span::current(),
+            dispatch: tracing::dispatcher::get_default(tracing::Dispatch::clone),
+        })
+    }
+
+    /// The work was stopped in the server, `took` after its end was noticed (or its call
+    /// dropped); `clean`: its connection goes back to the pool (else it is closed).
+    fn stopped(&self, took: Duration, clean: bool) {
+        tracing::dispatcher::with_default(&self.dispatch, || {
+            self.span.in_scope(|| {
+                let cause = match self.ctx.err() {
+                    Some(err) => ContextError::new(&self.ctx, err).cause().to_string(),
+                    None => "the query was dropped".to_string(),
+                };
+                tracing::debug!(
+                    cause = cause.as_str(),
+                    origin = self
+                        .ctx
+                        .origin()
+                        .map(|origin| tracing::field::display(origin.location())),
+                    stop_ms = took.as_secs_f64() * 1000.0,
+                    connection = if clean { "reused" } else { "closed" },
+                    "query stopped in the server"
+                );
+            });
+        });
+    }
 }
 
 struct Side<DB: Driver> {
@@ -700,13 +778,18 @@ impl<DB: Driver> Drop for Lease<DB> {
             stops: std::mem::take(&mut self.side.stops),
             state,
         };
+        let report = self.report.take();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime to clean up on: never give the connection back.
             drop(conn.detach());
             return;
         };
+        let since = Instant::now();
         drop(runtime.spawn(async move {
             let clean = state != State::Dirty && side.recover(&mut conn, true).await;
+            if let Some(report) = report {
+                report.stopped(since.elapsed(), clean);
+            }
             if clean {
                 drop(conn);
             } else {

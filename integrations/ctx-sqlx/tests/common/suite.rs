@@ -454,3 +454,90 @@ async fn a_before_acquire_hook_runs_only_with_sqlx_acquire() {
         assert_eq!(hooks.load(Ordering::Relaxed), expected, "through sqlx's acquire: {through_sqlx}");
     }
 }
+
+const STOPPED: &str = "query stopped in the server";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_query_is_recorded_in_the_callers_span() {
+    use tracing::Instrument;
+    let Some(server) = server().await else { return };
+    let pool = Pool::new(server.pool(1).await);
+    let (events, _guard) = ctx_test_server::capture::capture();
+    let m = marker("event");
+    let (ctx, handle) = Context::background().with_cancel();
+    let query = pool
+        .execute(&ctx, sqlx::query(AssertSqlSafe(slow(&m))))
+        .instrument(tracing::info_span!("request"));
+    let cancel = async {
+        until_running(&server, &m).await;
+        let line = line!() + 1; // the next line
+        handle.cancel_with_cause("client went away");
+        line
+    };
+    let (result, line) = tokio::join!(query, cancel);
+    assert_eq!(result.unwrap_err().context_err(), Some(CtxError::Canceled));
+
+    let event = events.one(STOPPED);
+    assert_eq!(event.level, tracing::Level::DEBUG);
+    assert_eq!(event.target, "ctx_sqlx");
+    assert_eq!(event.span.as_deref(), Some("request"));
+    assert_eq!(event.names(), ["cause", "connection", "origin", "stop_ms"]);
+    assert_eq!(event.str("cause"), "client went away");
+    let origin = event.str("origin");
+    assert!(origin.starts_with(&format!("{}:{line}:", file!())), "{origin}");
+    assert!(event.f64("stop_ms") >= 0.0);
+    assert_eq!(event.str("connection"), "reused");
+    // The connection serves the next query, which records nothing.
+    assert_eq!(echo(&pool, &Context::background(), 5).await.unwrap(), 5);
+    assert_eq!(events.from("ctx_sqlx").len(), 1, "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_call_is_recorded_by_the_task_that_stops_it() {
+    use tracing::Instrument;
+    let Some(server) = server().await else { return };
+    let pool = Pool::new(server.pool(1).await);
+    let (events, _guard) = ctx_test_server::capture::capture();
+    let m = marker("dropped_event");
+    {
+        let background = Context::background();
+        let sql = slow(&m);
+        let query = pool.execute(&background, sqlx::query(AssertSqlSafe(sql)));
+        let mut query = Box::pin(query.instrument(tracing::info_span!("request")));
+        let running = async {
+            until_running(&server, &m).await;
+            // Still running a moment later: the call is in the server.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tokio::select! {
+            _ = &mut query => panic!("the slow query completed"),
+            _ = running => {}
+        }
+    }
+    // The pool's one connection comes back once the clean-up has stopped the query and
+    // recorded it.
+    let bound = Context::background().with_timeout(Duration::from_secs(5));
+    assert_eq!(echo(&pool, &bound.0, 6).await.unwrap(), 6);
+    let event = events.one(STOPPED);
+    assert_eq!(event.span.as_deref(), Some("request"));
+    assert_eq!(event.str("cause"), "the query was dropped");
+    assert!(event.f64("stop_ms") >= 0.0);
+    assert_eq!(event.str("connection"), "reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_completes_or_is_never_sent_records_nothing() {
+    let Some(server) = server().await else { return };
+    let pool = Pool::new(server.pool(1).await);
+    let (events, _guard) = ctx_test_server::capture::capture();
+    assert_eq!(echo(&pool, &Context::background(), 7).await.unwrap(), 7);
+    let (ended, handle) = Context::background().with_cancel();
+    handle.cancel();
+    let m = marker("never_sent");
+    let err = pool
+        .execute(&ended, sqlx::query(AssertSqlSafe(slow(&m))))
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_err(), Some(CtxError::Canceled));
+    assert!(events.from("ctx_sqlx").is_empty(), "{events:?}");
+}
