@@ -39,6 +39,7 @@
 
 use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
 use std::time::Duration;
 
 use ctx_core::Context;
@@ -131,39 +132,27 @@ fn main() {
                 }
             }
             "fanout_1000_waiters" => {
-                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
                 for _ in 0..n {
                     let (root, handle) = Context::background().with_cancel();
-                    let mut waiting: Vec<_> = (0..1000)
-                        .map(|_| {
+                    fan_out_waiters(
+                        || {
                             let (child, child_handle) = root.with_cancel();
-                            let mut done = Box::pin(child.done());
-                            assert!(done.as_mut().poll(&mut cx).is_pending());
-                            (done, child_handle)
-                        })
-                        .collect();
-                    handle.cancel();
-                    for (done, _) in &mut waiting {
-                        assert!(done.as_mut().poll(&mut cx).is_ready());
-                    }
+                            (Box::pin(child.done()), child_handle)
+                        },
+                        || handle.cancel(),
+                    );
                 }
             }
             "tokio_util_fanout_1000_waiters" => {
-                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
                 for _ in 0..n {
                     let root = tokio_util::sync::CancellationToken::new();
-                    let mut waiting: Vec<_> = (0..1000)
-                        .map(|_| {
+                    fan_out_waiters(
+                        || {
                             let child = root.child_token();
-                            let mut cancelled = Box::pin(child.clone().cancelled_owned());
-                            assert!(cancelled.as_mut().poll(&mut cx).is_pending());
-                            (cancelled, child)
-                        })
-                        .collect();
-                    root.cancel();
-                    for (cancelled, _) in &mut waiting {
-                        assert!(cancelled.as_mut().poll(&mut cx).is_ready());
-                    }
+                            (Box::pin(child.clone().cancelled_owned()), child)
+                        },
+                        || root.cancel(),
+                    );
                 }
             }
             "with_timeout_cancel" => {
@@ -246,4 +235,22 @@ fn main() {
 /// The depth in a case named `<prefix><depth>` (`cancel_tree_depth_100`).
 fn depth(case: &str, prefix: &str) -> Option<usize> {
     case.strip_prefix(prefix)?.parse().ok()
+}
+
+/// One op of the `fanout_1000_waiters` cases: 1,000 children made by `child`, each with its
+/// waiting future (which `child` returns with whatever must stay alive meanwhile) polled once,
+/// then `cancel`, then every future polled again, which must find it ready.
+fn fan_out_waiters<F: Future, K>(child: impl Fn() -> (Pin<Box<F>>, K), cancel: impl FnOnce()) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut waiting: Vec<_> = (0..1000)
+        .map(|_| {
+            let (mut waiter, keep) = child();
+            assert!(waiter.as_mut().poll(&mut cx).is_pending());
+            (waiter, keep)
+        })
+        .collect();
+    cancel();
+    for (waiter, _) in &mut waiting {
+        assert!(waiter.as_mut().poll(&mut cx).is_ready());
+    }
 }
