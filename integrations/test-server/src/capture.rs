@@ -168,6 +168,14 @@ where
 /// subscriber along, until the guard is dropped.
 pub fn capture() -> (Events, DefaultGuard) {
     let events = Events::default();
+    // While only one dispatcher is registered, tracing-core decides a callsite's interest by
+    // asking the default of whichever thread first reaches it: a test without a subscriber
+    // that reaches an integration's callsite first, while one capturing test runs, makes it
+    // "never" for every thread, and the capturing test misses its event (seen: ctx-sqlx's
+    // `enabled!` at the start of a call, failing one run in two). A second dispatcher, silent
+    // and kept for the whole process, makes tracing-core ask every registered dispatcher.
+    static SILENT: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    SILENT.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
     let subscriber = tracing_subscriber::registry().with(Capture(events.clone()));
     (events, tracing::subscriber::set_default(subscriber))
 }
