@@ -86,6 +86,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{CancelToken, Config, Row, Socket, ToStatement};
 
 use ctx_core::{Context, ContextError};
+use ctx_report::Report;
 
 /// The tokio-postgres this module is built with, for naming its types at the same version.
 pub use tokio_postgres;
@@ -766,48 +767,17 @@ struct Guard<'a> {
     report: Option<Report>,
 }
 
-/// What the `query canceled in the server` event needs, taken only when a subscriber may
-/// listen: the context, and the span and subscriber current at the call (for a dropped query,
-/// the event is emitted from the task that sends the cancel).
-struct Report {
-    ctx: Context,
-    span: tracing::Span,
-    dispatch: tracing::Dispatch,
-}
-
-impl Report {
-    fn new(ctx: &Context) -> Option<Report> {
-        tracing::enabled!(tracing::Level::DEBUG).then(|| Report {
-            ctx: ctx.clone(),
-            span: tracing::Span::current(),
-            dispatch: tracing::dispatcher::get_default(tracing::Dispatch::clone),
-        })
-    }
-
-    /// The server was asked to cancel the query, and the stop took `took`.
-    fn canceled(&self, took: Duration) {
-        tracing::dispatcher::with_default(&self.dispatch, || {
-            self.span.in_scope(|| {
-                tracing::debug!(
-                    cause = cause_text(&self.ctx).as_ref(),
-                    origin = self
-                        .ctx
-                        .origin()
-                        .map(|origin| tracing::field::display(origin.location())),
-                    stop_ms = took.as_secs_f64() * 1000.0,
-                    "query canceled in the server"
-                );
-            });
-        });
-    }
-}
-
-/// The text of why the query was stopped: the context's cause, or the query's drop.
-fn cause_text(ctx: &Context) -> std::borrow::Cow<'static, str> {
-    match ctx.err() {
-        Some(err) => ContextError::new(ctx, err).cause().to_string().into(),
-        None => "the query was dropped".into(),
-    }
+/// The `query canceled in the server` event: the server was asked to cancel the query, and the
+/// stop took `took`.
+fn canceled(report: &Report, took: Duration) {
+    report.emit("the query was dropped", |cause, origin| {
+        tracing::debug!(
+            cause,
+            origin,
+            stop_ms = took.as_secs_f64() * 1000.0,
+            "query canceled in the server"
+        );
+    });
 }
 
 impl<'a> Guard<'a> {
@@ -823,7 +793,7 @@ impl<'a> Guard<'a> {
         Ok(Guard {
             shared,
             armed: true,
-            report: Report::new(ctx),
+            report: Report::new(ctx, tracing::enabled!(tracing::Level::DEBUG)),
         })
     }
 
@@ -844,7 +814,7 @@ impl<'a> Guard<'a> {
                 let since = Instant::now();
                 self.shared.settle(client).await;
                 if let Some(report) = &self.report {
-                    report.canceled(since.elapsed());
+                    canceled(report, since.elapsed());
                 }
                 Err(Error::ended(ctx, err))
             }
@@ -875,7 +845,7 @@ impl Drop for Guard<'_> {
             if canceller.cancel().await.is_ok()
                 && let Some(report) = report
             {
-                report.canceled(since.elapsed());
+                canceled(&report, since.elapsed());
             }
         }));
     }

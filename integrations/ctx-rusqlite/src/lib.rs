@@ -107,6 +107,7 @@ use rusqlite::{Connection, InterruptHandle};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use ctx_core::{AfterFunc, Context, ContextError};
+use ctx_report::Report;
 
 /// The rusqlite this module is built with, for naming its types at the same version.
 pub use rusqlite;
@@ -490,7 +491,7 @@ impl Db {
             drop(lease);
             return Err(Error::ended(ctx, err));
         }
-        let report = Report::new(ctx);
+        let report = Report::new(ctx, tracing::enabled!(tracing::Level::DEBUG));
         let joined = tokio::task::spawn_blocking(move || {
             let mut lease = lease;
             let slot = lease.slot.as_mut().expect("the lease holds its slot");
@@ -499,7 +500,7 @@ impl Db {
             if let (Some(report), Err(_)) = (&report, &result)
                 && let Some(since) = slot.gate.stopped_since()
             {
-                report.interrupted(since.elapsed());
+                interrupted(report, since.elapsed());
             }
             result
             // Dropping the lease stops the after-func, closes the gate and gives the
@@ -520,48 +521,17 @@ impl Db {
     }
 }
 
-/// What the `query interrupted` event needs, taken only when a subscriber may listen: the
-/// context, and the span and subscriber current at the call (the event is emitted from the
-/// blocking thread, which has neither).
-struct Report {
-    ctx: Context,
-    span: tracing::Span,
-    dispatch: tracing::Dispatch,
-}
-
-impl Report {
-    fn new(ctx: &Context) -> Option<Report> {
-        tracing::enabled!(tracing::Level::DEBUG).then(|| Report {
-            ctx: ctx.clone(),
-            span: tracing::Span::current(),
-            dispatch: tracing::dispatcher::get_default(tracing::Dispatch::clone),
-        })
-    }
-
-    /// The work was interrupted inside SQLite, and stopped `took` after the interrupt.
-    fn interrupted(&self, took: Duration) {
-        tracing::dispatcher::with_default(&self.dispatch, || {
-            self.span.in_scope(|| {
-                tracing::debug!(
-                    cause = cause_text(&self.ctx).as_ref(),
-                    origin = self
-                        .ctx
-                        .origin()
-                        .map(|origin| tracing::field::display(origin.location())),
-                    stop_ms = took.as_secs_f64() * 1000.0,
-                    "query interrupted"
-                );
-            });
-        });
-    }
-}
-
-/// The text of why the work was stopped: the context's cause, or the call's drop.
-fn cause_text(ctx: &Context) -> std::borrow::Cow<'static, str> {
-    match ctx.err() {
-        Some(err) => ContextError::new(ctx, err).cause().to_string().into(),
-        None => "the call was dropped".into(),
-    }
+/// The `query interrupted` event: the work was interrupted inside SQLite, and stopped `took`
+/// after the interrupt (emitted from the blocking thread, in the call's span).
+fn interrupted(report: &Report, took: Duration) {
+    report.emit("the call was dropped", |cause, origin| {
+        tracing::debug!(
+            cause,
+            origin,
+            stop_ms = took.as_secs_f64() * 1000.0,
+            "query interrupted"
+        );
+    });
 }
 
 /// A connection taken by one call; dropping it (after the closure, or with the task if it

@@ -134,6 +134,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use ctx_core::{Context, ContextError};
+use ctx_report::Report;
 
 use crate::backend::{Backend, Control, Settled};
 
@@ -410,7 +411,7 @@ impl<DB: Driver> Pool<DB> {
             }
 
             side.state = State::Working;
-            *report = Report::new(ctx);
+            *report = Report::new(ctx, tracing::enabled!(tracing::Level::DEBUG));
             let mut work = pin!(f(conn));
             let mut done = pin!(ctx.done());
             let first = poll_fn(|cx| {
@@ -473,7 +474,7 @@ impl<DB: Driver> Pool<DB> {
             }
         };
         if let Some(report) = report.take() {
-            report.stopped(since.elapsed(), side.state == State::Idle);
+            stopped(&report, since.elapsed(), side.state == State::Idle);
         }
         result
     }
@@ -666,46 +667,19 @@ struct Lease<DB: Driver> {
     report: Option<Report>,
 }
 
-/// What the `query stopped in the server` event needs: the context, and the span and
-/// subscriber current at the call (for a dropped call, the event is emitted from the task that
-/// stops its work).
-struct Report {
-    ctx: Context,
-    span: tracing::Span,
-    dispatch: tracing::Dispatch,
-}
-
-impl Report {
-    fn new(ctx: &Context) -> Option<Report> {
-        tracing::enabled!(tracing::Level::DEBUG).then(|| Report {
-            ctx: ctx.clone(),
-            span: tracing::Span::current(),
-            dispatch: tracing::dispatcher::get_default(tracing::Dispatch::clone),
-        })
-    }
-
-    /// The work was stopped in the server, `took` after its end was noticed (or its call
-    /// dropped); `clean`: its connection goes back to the pool (else it is closed).
-    fn stopped(&self, took: Duration, clean: bool) {
-        tracing::dispatcher::with_default(&self.dispatch, || {
-            self.span.in_scope(|| {
-                let cause = match self.ctx.err() {
-                    Some(err) => ContextError::new(&self.ctx, err).cause().to_string(),
-                    None => "the query was dropped".to_string(),
-                };
-                tracing::debug!(
-                    cause = cause.as_str(),
-                    origin = self
-                        .ctx
-                        .origin()
-                        .map(|origin| tracing::field::display(origin.location())),
-                    stop_ms = took.as_secs_f64() * 1000.0,
-                    connection = if clean { "reused" } else { "closed" },
-                    "query stopped in the server"
-                );
-            });
-        });
-    }
+/// The `query stopped in the server` event: the work was stopped in the server, `took` after
+/// its end was noticed (or its call dropped); `clean`: its connection goes back to the pool
+/// (else it is closed).
+fn stopped(report: &Report, took: Duration, clean: bool) {
+    report.emit("the query was dropped", |cause, origin| {
+        tracing::debug!(
+            cause,
+            origin,
+            stop_ms = took.as_secs_f64() * 1000.0,
+            connection = if clean { "reused" } else { "closed" },
+            "query stopped in the server"
+        );
+    });
 }
 
 struct Side<DB: Driver> {
@@ -788,7 +762,7 @@ impl<DB: Driver> Drop for Lease<DB> {
         drop(runtime.spawn(async move {
             let clean = state != State::Dirty && side.recover(&mut conn, true).await;
             if let Some(report) = report {
-                report.stopped(since.elapsed(), clean);
+                stopped(&report, since.elapsed(), clean);
             }
             if clean {
                 drop(conn);
