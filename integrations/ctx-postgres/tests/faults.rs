@@ -32,11 +32,22 @@ fn server_dirs() -> Option<(String, String)> {
     }
 }
 
-/// `pg_ctl restart -m fast`, as the server's owner (initdb's clusters refuse root).
+/// `pg_ctl restart -m fast`, as the server's owner (initdb's clusters refuse root), logging on
+/// to the file `.ci/postgres` started it with (without `-l` the restarted server's log is lost).
 fn restart_server(bin: &str, dir: &str) {
     let pg_ctl = format!("{bin}/pg_ctl");
     let data = format!("{dir}/data");
-    let args = ["-D", data.as_str(), "-m", "fast", "-w", "restart"];
+    let log = format!("{dir}/server.log");
+    let args = [
+        "-D",
+        data.as_str(),
+        "-l",
+        log.as_str(),
+        "-m",
+        "fast",
+        "-w",
+        "restart",
+    ];
     let status = if nix_is_root() {
         std::process::Command::new("runuser")
             .args(["-u", "postgres", "--", pg_ctl.as_str()])
