@@ -12,9 +12,39 @@ use sqlx::Row;
 /// A hard bound for things that take milliseconds, safe on a loaded 2-core CI machine.
 pub const HARD_BOUND: Duration = Duration::from_secs(3);
 
-/// The SQLite file of the test `name`.
+/// The SQLite file of the test `name`, in the temporary directory, named after this process.
+/// The files of earlier test processes that have ended are removed first: nothing removes a
+/// test's own file (the app may still hold it when the test ends), so without this every run
+/// left its databases behind.
 pub fn sqlite_path(name: &str) -> std::path::PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(remove_files_of_ended_runs);
     std::env::temp_dir().join(format!("ctx-demo-test-{name}-{}.db", std::process::id()))
+}
+
+/// Removes `ctx-demo-test-<name>-<pid>.db` (and its `-wal`, `-shm`) where no process `<pid>`
+/// runs any more. Only where `/proc` tells which processes run (Linux); elsewhere, nothing.
+fn remove_files_of_ended_runs() {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix("ctx-demo-test-") else {
+            continue;
+        };
+        let stem = rest.split(".db").next().unwrap_or(rest);
+        let Some(pid) = stem.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The album app over a fresh SQLite file named after the test ([`sqlite_path`]).
